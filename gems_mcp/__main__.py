@@ -1,0 +1,3 @@
+from gems_mcp import main
+
+main()

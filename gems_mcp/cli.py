@@ -1,0 +1,146 @@
+"""gems-mcp serve | run | bench | skills | memory | doctor."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    _configure_logging(args)
+    return int(args.func(args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from gems_mcp import __version__
+    from gems_mcp.memory.commands import add_memory_command
+    from gems_mcp.skills import add_skills_command
+
+    parser = argparse.ArgumentParser(prog="gems-mcp", description="GEMS image-generation loop as an MCP server.")
+    parser.add_argument("--version", action="version", version=f"gems-mcp {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (stderr)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio by default)")
+    serve.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    serve.add_argument("--host", default="127.0.0.1", help="http only (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="http only (default 8000)")
+    serve.add_argument("--preload", action="store_true", help="load the model at start, not on first use")
+    serve.set_defaults(func=_serve)
+
+    run = sub.add_parser("run", help="run the whole loop on one prompt, offline, and save the result")
+    run.add_argument("prompt")
+    run.add_argument("--out", type=Path, default=Path("gems-output"), help="folder for the images (default ./gems-output)")
+    run.add_argument("--rounds", type=int, default=None, help="round budget (default GEMS_MAX_ROUNDS)")
+    run.add_argument("--n", type=int, default=2, help="candidates per round (default 2)")
+    run.add_argument("--seed", type=int, default=None)
+    run.set_defaults(func=_run)
+
+    bench = sub.add_parser("bench", help="benchmarks: embedded model, loop conditions")
+    bench_sub = bench.add_subparsers(dest="bench", metavar="WHICH")
+    emb = bench_sub.add_parser("embedded", help="first-try pass rates and speed of the embedded model")
+    emb.add_argument("--limit", type=int, default=None, help="prompts to use (default: the whole held-out set)")
+    emb.set_defaults(func=_bench_embedded)
+    loop = bench_sub.add_parser("loop", help="single / best-of-B / loop / gems / gems+lessons through MCP")
+    loop.add_argument("--split", choices=["dev", "test"], default="test")
+    loop.add_argument("--limit", type=int, default=None)
+    loop.add_argument("--prompts", type=Path, default=None, help="a file of prompts, one per line")
+    loop.add_argument("--budget", type=int, default=5, help="images per prompt (B, default 5)")
+    loop.add_argument("--conditions", default="single,best-of-B,loop,gems,gems+lessons")
+    loop.add_argument("--out", type=Path, default=Path("gems-bench"))
+    loop.set_defaults(func=_bench_loop)
+
+    add_skills_command(sub)
+    add_memory_command(sub)
+
+    doctor = sub.add_parser("doctor", help="check the installation, the model and the settings")
+    doctor.set_defaults(func=_doctor)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    from gems_mcp.config import load_settings
+
+    level = "DEBUG" if args.verbose else load_settings().log_level.upper()
+    # stdout belongs to the protocol (serve) or to the command's output.
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gems_mcp.config import load_settings
+    from gems_mcp.server import create_server
+
+    settings = load_settings(preload=True) if args.preload else load_settings()
+    server = create_server(settings)
+    if args.transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host=args.host, port=args.port, streamable_http_path="/mcp")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import anyio
+
+    from gems_mcp.agent import run_prompt
+
+    try:
+        report = anyio.run(lambda: run_prompt(args.prompt, args.out, n=args.n, rounds=args.rounds, seed=args.seed))
+    except ValueError as exc:
+        print(f"gems-mcp run: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0
+
+
+def _bench_embedded(args: argparse.Namespace) -> int:
+    from gems_mcp.generation.embedded import bench
+
+    bench.run(limit=args.limit, out=sys.stdout)
+    return 0
+
+
+def _bench_loop(args: argparse.Namespace) -> int:
+    import anyio
+
+    from gems_mcp.agent import run_benchmark
+
+    conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
+    anyio.run(lambda: run_benchmark(args.split, args.limit, args.prompts, args.budget, conditions, args.out, sys.stdout))
+    return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    import platform
+
+    from gems_mcp import __version__
+    from gems_mcp.config import load_settings
+    from gems_mcp.generation import load_generator
+
+    settings = load_settings()
+    print(f"gems-mcp {__version__} on Python {platform.python_version()}")
+    print(f"home: {settings.home}")
+    print(f"model: {settings.model or 'embedded shapes-world model'}")
+    try:
+        import torch
+
+        print(f"torch {torch.__version__}; cuda available: {torch.cuda.is_available()}")
+    except ImportError:
+        print("torch is not installed")
+        return 1
+    try:
+        generator = load_generator(settings)
+        defaults = generator.defaults()
+        print(f"loaded {generator.name}: defaults {defaults.width}x{defaults.height}, {defaults.steps} steps")
+    except Exception as exc:
+        print(f"model failed to load: {exc}")
+        return 1
+    return 0

@@ -1,0 +1,123 @@
+"""ImageStore: content-addressed PNGs with their parameters, thumbnails and contact sheets."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+
+_ID = re.compile(r"^[0-9a-f]{16}$")
+PARAMS_KEY = "gems:params"
+# Thumbnails above this size are re-encoded as JPEG so a tool result stays small.
+_THUMBNAIL_MAX_BYTES = 300_000
+
+
+class UnknownImage(LookupError):
+    """An image id that is malformed or not in the store."""
+
+
+class ImageStore:
+    """PNG files under ``root``, named by the hash of their pixels and parameters."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def save(self, image: Image.Image, params: dict[str, Any] | None = None) -> str:
+        """Store ``image`` with ``params`` in a PNG text chunk; return its id."""
+        data = encode_png(image, params)
+        image_id = hashlib.sha256(data).hexdigest()[:16]
+        path = self._path(image_id)
+        if not path.exists():
+            fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        return image_id
+
+    def path(self, image_id: str) -> Path:
+        """The file of a stored image; UnknownImage if there is none."""
+        if not isinstance(image_id, str) or not _ID.match(image_id):
+            raise UnknownImage(
+                f"'{image_id}' is not an image id; ids are 16 hex characters as returned by generate or refine."
+            )
+        path = self._path(image_id)
+        if not path.exists():
+            raise UnknownImage(f"No image '{image_id}' in this server's store.")
+        return path
+
+    def load(self, image_id: str) -> Image.Image:
+        with Image.open(self.path(image_id)) as im:
+            return im.convert("RGB")
+
+    def png_bytes(self, image_id: str) -> bytes:
+        return self.path(image_id).read_bytes()
+
+    def params(self, image_id: str) -> dict[str, Any]:
+        """The generation parameters stored with an image."""
+        with Image.open(self.path(image_id)) as im:
+            raw = im.text.get(PARAMS_KEY) if hasattr(im, "text") else None
+        return json.loads(raw) if raw else {}
+
+    def _path(self, image_id: str) -> Path:
+        return self.root / f"{image_id}.png"
+
+
+def encode_png(image: Image.Image, params: dict[str, Any] | None = None) -> bytes:
+    info = PngImagePlugin.PngInfo()
+    if params:
+        info.add_text(PARAMS_KEY, json.dumps(params, sort_keys=True, default=str))
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, format="PNG", pnginfo=info, optimize=False)
+    return buf.getvalue()
+
+
+def thumbnail(image: Image.Image, max_side: int = 512) -> tuple[bytes, str]:
+    """A small encoding of ``image`` (longest side <= max_side): (bytes, mime type)."""
+    im = image.convert("RGB")
+    scale = max_side / max(im.size)
+    if scale < 1:
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    if buf.tell() <= _THUMBNAIL_MAX_BYTES:
+        return buf.getvalue(), "image/png"
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=85)
+    return buf.getvalue(), "image/jpeg"
+
+
+def contact_sheet(
+    images: Sequence[Image.Image], labels: Sequence[str] | None = None, tile: int = 256, columns: int | None = None
+) -> Image.Image:
+    """A grid of ``images`` scaled into ``tile``-sized cells, each with its label underneath."""
+    if not images:
+        raise ValueError("a contact sheet needs at least one image")
+    labels = list(labels or [""] * len(images))
+    columns = columns or min(len(images), 4)
+    rows = -(-len(images) // columns)
+    label_h = 18 if any(labels) else 0
+    pad = 4
+    sheet = Image.new("RGB", (columns * (tile + pad) + pad, rows * (tile + label_h + pad) + pad), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    for i, (im, label) in enumerate(zip(images, labels, strict=True)):
+        cell = im.convert("RGB")
+        cell.thumbnail((tile, tile), Image.NEAREST if max(cell.size) <= tile // 2 else Image.LANCZOS)
+        if max(cell.size) < tile:
+            factor = tile / max(cell.size)
+            cell = cell.resize((round(cell.width * factor), round(cell.height * factor)), Image.NEAREST)
+        x = pad + (i % columns) * (tile + pad)
+        y = pad + (i // columns) * (tile + label_h + pad)
+        sheet.paste(cell, (x + (tile - cell.width) // 2, y + (tile - cell.height) // 2))
+        if label:
+            draw.text((x + 2, y + tile + 2), label, fill=(235, 235, 235), font=font)
+    return sheet

@@ -1,0 +1,15 @@
+"""Shared fixtures: all user state goes to a temp folder, nothing reaches a hub."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("gems-home")
+    monkeypatch.setenv("GEMS_HOME", str(home))
+    monkeypatch.delenv("GEMS_MODEL", raising=False)
+    monkeypatch.delenv("GEMS_SKILLS_PATH", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home

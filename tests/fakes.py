@@ -1,0 +1,100 @@
+"""Fakes that real code paths accept: a generator that draws real images and a scripted judge."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+from gems_mcp.generation.base import (
+    GenerationCancelled,
+    GenerationDefaults,
+    GenerationError,
+    GenerationRequest,
+    StepCallback,
+)
+from gems_mcp.types import Requirement, Verdict
+
+
+class FakeGenerator:
+    """Deterministic images from (prompt, seed); reports every step; honours stop between steps."""
+
+    name = "fake"
+
+    def __init__(self, step_delay: float = 0.0, edit: bool = True, negative: bool = True) -> None:
+        self.step_delay = step_delay
+        self.calls: list[GenerationRequest] = []
+        self._edit = edit
+        self._negative = negative
+        self.active = 0
+        self.max_active = 0
+        self.steps_run = 0
+        self.stopped = 0
+        self._lock = threading.Lock()
+
+    def defaults(self) -> GenerationDefaults:
+        return GenerationDefaults(width=64, height=64, steps=4, guidance=2.0, max_side=512, max_steps=50)
+
+    def supports(self, feature: str) -> bool:
+        return {"edit": self._edit, "negative_prompt": self._negative, "guidance": True}.get(feature, False)
+
+    def validate_prompt(self, prompt: str) -> None:
+        if "forbidden" in prompt:
+            raise GenerationError("the fake model cannot draw 'forbidden'; try another word.")
+
+    def checklist(self, prompt: str) -> None:
+        return None
+
+    def judge(self) -> None:
+        return None
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_step: StepCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[Image.Image]:
+        with self._lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        try:
+            self.calls.append(request)
+            for step in range(1, request.steps + 1):
+                time.sleep(self.step_delay)
+                self.steps_run += 1
+                if on_step:
+                    on_step(step, request.steps)
+                if should_stop and should_stop():
+                    self.stopped += 1
+                    raise GenerationCancelled("stopped")
+            return [self._draw(request, seed) for seed in request.seeds]
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def _draw(self, request: GenerationRequest, seed: int) -> Image.Image:
+        digest = hashlib.sha256(f"{request.prompt}|{seed}|{request.strength}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        pixels = rng.integers(0, 256, size=(request.height, request.width, 3), dtype=np.uint8)
+        return Image.fromarray(pixels)
+
+
+class ScriptedJudge:
+    """Answers from a queue of pass patterns, one pattern per image judged (like a canned-response model)."""
+
+    name = "scripted"
+
+    def __init__(self, patterns: list[list[bool]]) -> None:
+        self.patterns = list(patterns)
+        self.seen = 0
+
+    def verify(self, image: Image.Image, checklist: list[Requirement]) -> list[Verdict]:
+        pattern = self.patterns[min(self.seen, len(self.patterns) - 1)]
+        self.seen += 1
+        return [
+            Verdict(requirement_id=r.id, passed=p, judge=self.name) for r, p in zip(checklist, pattern, strict=True)
+        ]

@@ -1,0 +1,151 @@
+"""AgentLoop without MCP: the trajectory, the checklist, the stop rule and persistence."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from gems_mcp.config import load_settings
+from gems_mcp.loop import AgentLoop, LoopError, Overrides, VerdictInput
+from tests.fakes import FakeGenerator, ScriptedJudge
+
+QUESTIONS = ["Is there a red circle?", "Is the sky blue?"]
+
+
+def make_loop(judge=None, **settings):
+    return AgentLoop(load_settings(**settings), generator=FakeGenerator(), judge=judge)
+
+
+def run(coro_fn, *args, **kwargs):
+    return anyio.run(lambda: coro_fn(*args, **kwargs))
+
+
+def test_generate_fixes_the_checklist_and_stores_each_candidate():
+    loop = make_loop()
+    result = run(loop.generate, "a red circle under a blue sky", requirements=QUESTIONS, n=3, seed=10)
+    traj = result.trajectory
+    assert [r.question for r in traj.checklist] == QUESTIONS
+    assert [r.id for r in traj.checklist] == ["q1", "q2"]
+    assert [c.seed for c in result.round.candidates] == [10, 11, 12]
+    for c in result.round.candidates:
+        assert loop.images.path(c.image_id).exists()
+        assert loop.images.params(c.image_id)["seed"] == c.seed
+    assert traj.intent == "a red circle under a blue sky"
+
+
+def test_same_seed_and_params_give_the_same_image():
+    loop = make_loop()
+    a = run(loop.generate, "a cat", seed=5)
+    b = run(loop.generate, "a cat", seed=5)
+    assert a.round.candidates[0].image_id == b.round.candidates[0].image_id
+
+
+def test_server_judge_runs_each_round_and_all_pass_ends_the_trajectory():
+    judge = ScriptedJudge([[True, False], [True, True]])
+    loop = make_loop(judge)
+    first = run(loop.generate, "a red circle", requirements=QUESTIONS)
+    assert first.round.passed == 1 and first.trajectory.status == "active"
+    second = run(loop.refine, first.trajectory.id, "a big red circle, blue sky", experience="sky was grey")
+    assert second.trajectory.status == "done" and second.trajectory.done_reason == "all_passed"
+    assert second.trajectory.rounds[0].experience == "sky was grey"
+    assert second.trajectory.best_round().index == 2
+    with pytest.raises(LoopError, match="done"):
+        run(loop.refine, first.trajectory.id, "again")
+
+
+def test_budget_spent_stops_the_loop_and_best_round_is_the_earliest_of_the_most_passes():
+    judge = ScriptedJudge([[True, False], [False, False], [True, False]])
+    loop = make_loop(judge, max_rounds=3)
+    tid = run(loop.generate, "x", requirements=QUESTIONS).trajectory.id
+    run(loop.refine, tid, "y")
+    last = run(loop.refine, tid, "z")
+    assert last.trajectory.done_reason == "budget_spent"
+    assert last.trajectory.best_round().index == 1
+    # No experience given: the server derived one for the rounds that led on.
+    assert all(r.experience for r in last.trajectory.rounds[:2])
+    assert last.trajectory.rounds[0].experience_source == "derived"
+
+
+def test_without_judge_agent_verdicts_are_validated_and_recorded():
+    loop = make_loop()
+    tid = run(loop.generate, "x", requirements=QUESTIONS).trajectory.id
+    with pytest.raises(LoopError, match="critique"):
+        run(loop.refine, tid, "y")
+    with pytest.raises(LoopError, match="missing: q2"):
+        run(loop.critique, tid, verdicts=[VerdictInput(id="q1", passed=True)])
+    with pytest.raises(LoopError, match="not a question"):
+        run(loop.critique, tid, verdicts=[VerdictInput(id="q9", passed=True)])
+    traj, rnd, _ = run(loop.critique, tid, verdicts=[VerdictInput(id="q1", passed=True), VerdictInput(id="q2", passed=True, note="ok")])
+    assert rnd.passed == 2 and traj.status == "done"
+    assert all(v.judge == "agent" for v in rnd.candidates[0].verdicts)
+
+
+def test_edit_mode_starts_from_the_best_image():
+    judge = ScriptedJudge([[True, False], [False, False], [True, True]])
+    loop = make_loop(judge)
+    first = run(loop.generate, "x", requirements=QUESTIONS)
+    run(loop.refine, first.trajectory.id, "y")
+    edited = run(loop.refine, first.trajectory.id, "x, sharper", mode="edit", strength=0.4)
+    assert edited.round.params.source_image_id == first.round.candidates[0].image_id
+    assert edited.round.params.strength == 0.4
+    assert loop.generator.calls[-1].init_image is not None
+
+
+def test_a_restarted_loop_knows_every_trajectory_and_image(tmp_path):
+    loop = make_loop(home=tmp_path)
+    result = run(loop.generate, "x", requirements=QUESTIONS)
+    again = AgentLoop(load_settings(home=tmp_path), generator=FakeGenerator())
+    traj = again.trajectory(result.trajectory.id)
+    assert traj.rounds[0].candidates[0].image_id == result.round.candidates[0].image_id
+    assert again.images.load(traj.rounds[0].candidates[0].image_id).size == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"prompt": ""}, "prompt is empty"),
+        ({"prompt": "x" * 100_000}, "at most 2000"),
+        ({"prompt": "x", "n": 0}, "n must be between 1 and 8"),
+        ({"prompt": "x", "n": 1000}, "n must be between 1 and 8"),
+        ({"prompt": "x", "seed": -1}, "seed must be between"),
+        ({"prompt": "x", "overrides": Overrides(width=-64)}, "width must be between"),
+        ({"prompt": "x", "overrides": Overrides(height=100_000)}, "height must be between"),
+        ({"prompt": "x", "overrides": Overrides(steps=10_000)}, "steps must be between"),
+        ({"prompt": "x", "overrides": Overrides(guidance=-3)}, "guidance must be between"),
+        ({"prompt": "forbidden fruit"}, "cannot draw"),
+        ({"prompt": "x", "skill": "no-such-skill"}, "no-such-skill"),
+    ],
+)
+def test_bad_generate_arguments_are_one_clear_error(kwargs, message):
+    loop = make_loop()
+    with pytest.raises(LoopError, match=message):
+        run(loop.generate, **kwargs)
+    assert loop.generator.calls == []
+
+
+def test_unknown_trajectory_is_a_clear_error():
+    loop = make_loop()
+    with pytest.raises(LoopError, match="t-nope"):
+        run(loop.refine, "t-nope", "x")
+
+
+def test_long_experience_is_refused():
+    loop = make_loop(ScriptedJudge([[False, False]]))
+    tid = run(loop.generate, "x", requirements=QUESTIONS).trajectory.id
+    with pytest.raises(LoopError, match="under 100"):
+        run(loop.refine, tid, "y", experience="word " * 150)
+
+
+def test_skill_adds_its_questions_and_fills_unset_defaults():
+    loop = make_loop()
+    body = loop.skills.body("text-rendering")
+    result = run(loop.generate, 'a sign that says "OPEN"', requirements=["Is there a sign?"], skill="text-rendering")
+    traj = result.trajectory
+    assert traj.skill == "text-rendering"
+    assert [r.question for r in traj.checklist][1:] == body.checklist
+    assert all(r.source == "skill" for r in traj.checklist[1:])
+    defaults = body.defaults.model_dump(exclude_none=True)
+    if "steps" in defaults:
+        assert result.round.params.steps == defaults["steps"]
+    given = run(loop.generate, "x", skill="text-rendering", overrides=Overrides(steps=3))
+    assert given.round.params.steps == 3

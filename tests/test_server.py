@@ -1,0 +1,211 @@
+"""The MCP surface through a real client (in-process): tools, results, progress, errors, resources."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import time
+
+import anyio
+import pytest
+from mcp import Client
+from PIL import Image
+
+from gems_mcp.config import load_settings
+from gems_mcp.loop import AgentLoop
+from gems_mcp.server import create_server
+from tests.fakes import FakeGenerator, ScriptedJudge
+
+QUESTIONS = ["Is there a red circle?", "Is the sky blue?"]
+
+
+def make(generator=None, judge=None, **settings):
+    s = load_settings(**settings)
+    loop = AgentLoop(s, generator=generator or FakeGenerator(), judge=judge)
+    return create_server(s, loop), loop
+
+
+def session(coro_fn, server):
+    async def main():
+        async with Client(server) as client:
+            return await coro_fn(client)
+
+    return anyio.run(main)
+
+
+def test_tools_list_has_the_loop_tools_with_truthful_annotations():
+    server, _ = make()
+
+    async def go(client):
+        return {t.name: t for t in (await client.list_tools()).tools}
+
+    tools = session(go, server)
+    assert {"generate", "refine", "critique", "recall_memory", "close_trajectory"} <= set(tools)
+    assert tools["recall_memory"].annotations.read_only_hint is True
+    assert tools["generate"].annotations.read_only_hint is False
+    assert tools["generate"].annotations.destructive_hint is False
+    assert "prompt" in tools["generate"].input_schema["required"]
+    assert tools["generate"].output_schema is None
+    assert tools["critique"].output_schema is not None
+    assert any(name.startswith("skill_") for name in tools)
+
+
+def test_generate_returns_summary_thumbnail_and_links_without_structured_content():
+    server, loop = make(judge=ScriptedJudge([[True, False]]), thumbnail_size=64)
+
+    async def go(client):
+        return await client.call_tool("generate", {"prompt": "a red circle", "requirements": QUESTIONS, "n": 3, "width": 256, "height": 256})
+
+    result = session(go, server)
+    assert not result.is_error
+    assert result.structured_content is None
+    kinds = [b.type for b in result.content]
+    assert kinds == ["text", "image", "resource_link", "resource_link", "resource_link"]
+    text = result.content[0].text
+    assert "round 1/5" in text and "1/2 passed" in text and "✗ q2 Is the sky blue?" in text
+    thumb = Image.open(io.BytesIO(base64.b64decode(result.content[1].data)))
+    assert max(thumb.size) <= 64
+    assert len(base64.b64decode(result.content[1].data)) < 300_000
+
+
+def test_progress_reports_every_denoising_step():
+    server, _ = make()
+    seen = []
+
+    async def go(client):
+        async def on_progress(progress, total, message):
+            seen.append(message)
+
+        return await client.call_tool("generate", {"prompt": "x", "steps": 6}, progress_callback=on_progress)
+
+    session(go, server)
+    assert [m for m in seen if m.startswith("step")] == [f"step {i}/6" for i in range(1, 7)]
+
+
+def test_cancelling_a_call_stops_denoising_within_a_step():
+    generator = FakeGenerator(step_delay=0.05)
+    server, _ = make(generator)
+
+    async def go(client):
+        started = anyio.Event()
+
+        async def on_progress(progress, total, message):
+            if message == "step 2/40":
+                started.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x", "steps": 40}, progress_callback=on_progress))
+            await started.wait()
+            tg.cancel_scope.cancel()
+        deadline = time.monotonic() + 5
+        while generator.active and time.monotonic() < deadline:
+            await anyio.sleep(0.01)
+
+    session(go, server)
+    assert generator.stopped == 1
+    assert generator.steps_run < 10
+
+
+def test_concurrent_calls_run_one_at_a_time_and_report_their_place():
+    generator = FakeGenerator(step_delay=0.02)
+    server, _ = make(generator)
+    messages: list[str] = []
+
+    async def go(client):
+        async def on_progress(progress, total, message):
+            messages.append(message)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x", "steps": 5}, progress_callback=on_progress))
+
+    session(go, server)
+    assert generator.max_active == 1
+    assert len(generator.calls) == 3
+    assert any(m.startswith("queued: ") for m in messages)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"prompt": ""}, "prompt is empty"),
+        ({"prompt": "x" * 100_000}, "at most 2000"),
+        ({"prompt": "x", "n": -1}, "n must be between"),
+        ({"prompt": "x", "width": 10**6}, "width must be between"),
+        ({"prompt": "x", "steps": 0}, "steps must be between"),
+    ],
+)
+def test_bad_arguments_are_is_error_results_and_the_server_keeps_serving(args, message):
+    server, _ = make()
+
+    async def go(client):
+        bad = await client.call_tool("generate", args)
+        good = await client.call_tool("generate", {"prompt": "fine"})
+        return bad, good
+
+    bad, good = session(go, server)
+    assert bad.is_error and message in bad.content[0].text
+    assert not good.is_error
+
+
+def test_unknown_ids_are_clear_errors():
+    server, _ = make()
+
+    async def go(client):
+        results = [
+            await client.call_tool("refine", {"trajectory_id": "t-missing", "prompt": "x"}),
+            await client.call_tool("critique", {"trajectory_id": "t-missing"}),
+            await client.call_tool("recall_memory", {"trajectory_id": "t-missing"}),
+        ]
+        with pytest.raises(Exception, match="image id|No image"):
+            await client.read_resource("gems://images/0123456789abcdef")
+        return results
+
+    for result in session(go, server):
+        assert result.is_error and "t-missing" in result.content[0].text
+
+
+def test_agent_verdicts_through_critique_and_recall_are_structured():
+    server, _ = make()
+
+    async def go(client):
+        gen = await client.call_tool("generate", {"prompt": "x", "requirements": QUESTIONS})
+        tid = gen.content[0].text.split()[1]
+        look = await client.call_tool("critique", {"trajectory_id": tid})
+        answer = await client.call_tool(
+            "critique",
+            {"trajectory_id": tid, "verdicts": [{"id": "q1", "passed": True}, {"id": "q2", "passed": False, "note": "grey"}]},
+        )
+        refined = await client.call_tool("refine", {"trajectory_id": tid, "prompt": "x, blue sky", "experience": "sky grey"})
+        recall = await client.call_tool("recall_memory", {"trajectory_id": tid})
+        return look, answer, refined, recall
+
+    look, answer, refined, recall = session(go, server)
+    assert "verdicts=" in look.structured_content["message"]
+    rows = answer.structured_content["checklist"]
+    assert [next(iter(r["answers"].values()))["passed"] for r in rows] == [True, False]
+    assert not refined.is_error and "round 2/5" in refined.content[0].text
+    view = recall.structured_content["view"]
+    assert view is not None and "x" in json.dumps(view)
+
+
+def test_resources_serve_images_trajectories_and_the_contact_sheet():
+    server, _ = make(judge=ScriptedJudge([[True, False]]))
+
+    async def go(client):
+        gen = await client.call_tool("generate", {"prompt": "x", "requirements": QUESTIONS})
+        tid = gen.content[0].text.split()[1]
+        link = gen.content[2].uri
+        image = await client.read_resource(str(link))
+        traj = await client.read_resource(f"gems://trajectories/{tid}")
+        sheet = await client.read_resource(f"gems://trajectories/{tid}/sheet.png")
+        prompt = await client.get_prompt("gems_loop", {"request": "a red circle"})
+        return image, traj, sheet, prompt, tid
+
+    image, traj, sheet, prompt, tid = session(go, server)
+    png = base64.b64decode(image.contents[0].blob)
+    assert Image.open(io.BytesIO(png)).size == (64, 64)
+    assert json.loads(traj.contents[0].text)["id"] == tid
+    assert Image.open(io.BytesIO(base64.b64decode(sheet.contents[0].blob))).format == "PNG"
+    assert "refine" in prompt.messages[0].content.text
