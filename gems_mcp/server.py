@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from gems_mcp import __version__
 from gems_mcp.config import Settings, load_settings
+from gems_mcp.generation.base import GenerationError
 from gems_mcp.images import UnknownImage, contact_sheet, encode_png, thumbnail
 from gems_mcp.loop import AgentLoop, LoopError, Overrides, RoundResult, VerdictInput, sheet_uri
 from gems_mcp.types import Round, Trajectory
@@ -66,7 +67,9 @@ class GemsServer(MCPServer[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._connections: weakref.WeakSet[Any] = weakref.WeakSet()
+        # connection -> the latest session on it; a session's non-request notifications use the
+        # connection's standalone channel, so any of them can carry tools/list_changed.
+        self._sessions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
         # The SDK advertises tools.listChanged only when told to; skills can change on disk.
         low = self._lowlevel_server
         make_options = low.create_initialization_options
@@ -77,17 +80,17 @@ class GemsServer(MCPServer[Any]):
         low.create_initialization_options = with_list_changed  # type: ignore[method-assign]
 
     async def _handle_list_tools(self, ctx: Any, params: Any) -> Any:
-        connection = getattr(ctx, "connection", None)
+        connection = getattr(ctx.session, "_connection", None)
         if connection is not None:
-            self._connections.add(connection)
+            self._sessions[connection] = ctx.session
         return await super()._handle_list_tools(ctx, params)
 
     async def announce_tools_changed(self) -> None:
         """tools/list_changed to every client: legacy sessions directly, newer ones through subscriptions."""
         await self._subscriptions.publish(ToolsListChanged())
-        for connection in list(self._connections):
+        for session in list(self._sessions.values()):
             try:
-                await connection.send_tool_list_changed()
+                await session.send_tool_list_changed()
             except Exception:  # a closed connection must not stop the others
                 log.debug("could not notify a connection", exc_info=True)
 
@@ -217,18 +220,22 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         return f"Trajectory {trajectory.id} is done ({trajectory.done_reason}).{answer}"
 
 
+# Errors whose message tells the agent (or the user configuring GEMS_MODEL) what to change.
+CORRECTABLE = (LoopError, UnknownImage, GenerationError)
+
+
 async def _call(awaitable: Any) -> Any:
     """Await a loop operation, turning its correctable errors into isError tool results."""
     try:
         return await awaitable
-    except (LoopError, UnknownImage) as exc:
+    except CORRECTABLE as exc:
         raise ToolError(str(exc)) from exc
 
 
 async def _call_sync(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
-    except (LoopError, UnknownImage) as exc:
+    except CORRECTABLE as exc:
         raise ToolError(str(exc)) from exc
 
 
@@ -277,17 +284,20 @@ def round_summary(trajectory: Trajectory, rnd: Round, notes: list[str] | None = 
     for i, c in enumerate(rnd.candidates, start=1):
         score = f" · {_score(trajectory, c)}" if c.verdicts is not None else ""
         lines.append(f"image {i}: {c.image_id} (seed {c.seed}){score}")
-    if rnd.judged:
-        best = rnd.best_candidate()
-        answers = {v.requirement_id: v for v in best.verdicts or []}
+    best = rnd.best_candidate() if rnd.judged else None
+    answers = {v.requirement_id: v for v in best.verdicts or []} if best else {}
+    if best:
         lines.append(f"verdicts for {best.image_id}:")
-        for req in trajectory.checklist:
-            v = answers.get(req.id)
-            mark = "?" if v is None else ("✓" if v.passed else "✗")
-            note = f" ({v.note})" if v is not None and v.note else ""
-            lines.append(f"  {mark} {req.id} {req.question}{note}")
     elif total:
-        lines.append("not verified yet: call critique to see the questions and answer them.")
+        lines.append("checklist (not verified yet: call critique, and answer it yourself if no judge runs):")
+    for req in trajectory.checklist:
+        v = answers.get(req.id)
+        mark = "?" if v is None else ("✓" if v.passed else "✗")
+        note = f" ({v.note})" if v is not None and v.note else ""
+        lines.append(f"  {mark} {req.id} {req.question}{note}")
+    p = rnd.params
+    extras = [f"guidance {p.guidance:g}" if p.guidance is not None else "", f"strength {p.strength:g}" if p.strength else ""]
+    lines.append(f"params: {p.width}x{p.height}, {p.steps} steps" + "".join(f", {e}" for e in extras if e))
     timings = ", ".join(f"{k.removesuffix('_s')} {v:.2f} s" for k, v in rnd.timings.items())
     lines.append(f"timings: {timings}")
     lines.append(_status_line(trajectory))

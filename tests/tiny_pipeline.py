@@ -49,7 +49,7 @@ def build_tiny_pipeline(folder: Path) -> Path:
         vocab=vocab, merges=[], model_max_length=32, bos_token="<|startoftext|>",
         eos_token="<|endoftext|>", unk_token="<|endoftext|>", pad_token="<|endoftext|>",
     )
-    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False)
+    scheduler = DDIMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False, steps_offset=1)
     pipe = StableDiffusionPipeline(
         unet=unet, vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, image_encoder=None, requires_safety_checker=False,
