@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     loop.add_argument("--prompts", type=Path, default=None, help="a file of prompts, one per line")
     loop.add_argument("--budget", type=int, default=5, help="images per prompt (B, default 5)")
     loop.add_argument("--conditions", default="single,best-of-B,loop,gems,gems+lessons")
-    loop.add_argument("--out", type=Path, default=Path("gems-bench"))
+    loop.add_argument("--out", type=Path, default=Path("gems-bench"), help="folder for results.json and curve.png")
+    loop.add_argument("--transport", choices=["memory", "stdio"], default="memory",
+                      help="reach the server in-process (default) or as a stdio subprocess")
     loop.set_defaults(func=_bench_loop)
 
     add_skills_command(sub)
@@ -111,10 +113,16 @@ def _bench_embedded(args: argparse.Namespace) -> int:
 def _bench_loop(args: argparse.Namespace) -> int:
     import anyio
 
-    from gems_mcp.agent import run_benchmark
+    from gems_mcp.benchmark import run_benchmark
 
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
-    anyio.run(lambda: run_benchmark(args.split, args.limit, args.prompts, args.budget, conditions, args.out, sys.stdout))
+    try:
+        anyio.run(lambda: run_benchmark(
+            args.split, args.limit, args.prompts, args.budget, conditions, args.out, sys.stdout, args.transport
+        ))
+    except (ValueError, OSError) as exc:
+        print(f"gems-mcp bench loop: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -424,14 +424,17 @@ class AgentLoop:
         except GenerationError as exc:
             raise LoopError(str(exc)) from exc
         if world:
+            # The backend's questions are exact and checked by its judge; questions in other words
+            # would stay unanswerable, so they are left out and the agent is told.
             questions.extend(world)
-            if requirements:
-                notes.append("the embedded model derives its checklist from the prompt; your requirements were not used")
+            left_out = [name for name, given in (("requirements", requirements), ("skill questions", body and body.checklist)) if given]
+            if left_out:
+                notes.append(f"{self.generator.name} derives its checklist from the prompt; your {' and '.join(left_out)} were not added")
         else:
             for text in requirements or []:
                 questions.append(Requirement(id="", question=_check_question(text), source="agent"))
-        for text in body.checklist if body else []:
-            questions.append(Requirement(id="", question=text, source="skill"))
+            for text in body.checklist if body else []:
+                questions.append(Requirement(id="", question=text, source="skill"))
         if not questions:
             notes.append(
                 "no checklist: pass requirements (yes/no questions) to generate so rounds can be verified"

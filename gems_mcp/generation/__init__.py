@@ -31,6 +31,7 @@ def load_generator(settings: Settings) -> Generator:
         from gems_mcp.generation.diffusers_backend import DiffusersGenerator
 
         return DiffusersGenerator(settings.model, device=settings.device, dtype=settings.dtype)
+    from gems_mcp.generation.diffusers_backend import pick_device
     from gems_mcp.generation.embedded.generator import EmbeddedGenerator
 
-    return EmbeddedGenerator(device=settings.device)
+    return EmbeddedGenerator(device=pick_device(settings.device))

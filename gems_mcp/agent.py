@@ -1,0 +1,301 @@
+"""Reference agent: a scripted planner, refiner and compressor for the shapes world, talking MCP only.
+
+It plays the roles an LLM agent plays against gems-mcp, with fixed rules, so the loop can be
+measured: `single` (one image), `best-of-B` (B seeds in one batch; GEMS' "Search" baseline),
+`loop` (refine from the last round's failures only), `gems` (skill, memory view, experiences) and
+`gems+lessons` (gems after earlier tasks filled the lesson store).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from mcp import Client
+
+from gems_mcp.generation.embedded import world
+
+Condition = Literal["single", "best-of-B", "loop", "gems", "gems+lessons"]
+CONDITIONS: tuple[Condition, ...] = ("single", "best-of-B", "loop", "gems", "gems+lessons")
+SKILL = "shapes-world"
+LEVERS = ("edit", "mirror", "reorder", "words", "reseed")
+_LEVER_TAG = re.compile(r"\[lever: ([a-z]+)\]")
+_TRAJECTORY = re.compile(r"trajectory (t-[0-9a-f]+)")
+
+
+class AgentError(RuntimeError):
+    """The server refused something the agent cannot work around."""
+
+
+@dataclass
+class Outcome:
+    """How one prompt went under one condition."""
+
+    prompt: str
+    category: str
+    condition: str
+    passed: bool
+    question_fraction: float
+    images: int
+    rounds: int
+    curve: list[float] = field(default_factory=list)
+    trajectory_id: str = ""
+    best_image_id: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class _State:
+    trajectory_id: str
+    checklist: list[dict[str, Any]]
+    best_fraction: float = -1.0
+    best_image: str = ""
+    curve: list[float] = field(default_factory=list)
+    done: bool = False
+    last_failed: list[dict[str, Any]] = field(default_factory=list)
+
+
+class ReferenceAgent:
+    """Solves one prompt at a time through an MCP client, under one condition and image budget."""
+
+    def __init__(self, client: Client, condition: Condition, budget: int = 5, log: IO[str] | None = None) -> None:
+        if condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
+        self.client = client
+        self.condition = condition
+        self.budget = budget
+        self.log = log
+
+    async def solve(self, prompt: str, category: str = "", seed: int | None = None) -> Outcome:
+        started = time.perf_counter()
+        if self.condition == "single":
+            state = await self._generate(prompt, n=1, seed=seed)
+        elif self.condition == "best-of-B":
+            state = await self._generate(prompt, n=self.budget, seed=seed)
+        else:
+            state = await self._iterate(prompt, seed)
+        images = 1 if self.condition == "single" else self.budget
+        used = len(state.curve) if self.condition in ("loop", "gems", "gems+lessons") else images
+        curve = state.curve + [state.curve[-1]] * (self.budget - len(state.curve)) if state.curve else []
+        return Outcome(
+            prompt=prompt,
+            category=category,
+            condition=self.condition,
+            passed=state.best_fraction >= 1.0,
+            question_fraction=max(state.best_fraction, 0.0),
+            images=used,
+            rounds=len(state.curve),
+            curve=curve,
+            trajectory_id=state.trajectory_id,
+            best_image_id=state.best_image,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+    # -- the loop conditions -----------------------------------------------------------------
+
+    async def _iterate(self, prompt: str, seed: int | None) -> _State:
+        use_memory = self.condition != "loop"
+        preferred: list[str] = []
+        if self.condition == "gems+lessons":
+            preferred = await self._lessons(prompt)
+        if use_memory:
+            await self._call("skill_" + SKILL, {"prompt": prompt})
+            prompt_used = _canonical(prompt)
+        else:
+            prompt_used = prompt
+        state = await self._generate(prompt_used, n=1, seed=seed, intent=prompt, skill=SKILL if use_memory else None)
+        while not state.done:
+            history = await self._recall(state.trajectory_id) if use_memory else None
+            lever, next_prompt, mode = self._choose(prompt, prompt_used, state, preferred, history)
+            experience = _experience(state, lever) if use_memory else None
+            args: dict[str, Any] = {"trajectory_id": state.trajectory_id, "prompt": next_prompt, "mode": mode}
+            if experience:
+                args["experience"] = experience
+            if mode == "edit":
+                args["strength"] = 0.55
+            result = await self._call("refine", args)
+            prompt_used = next_prompt
+            await self._observe(state, result)
+        return state
+
+    def _choose(
+        self, intent: str, current: str, state: _State, preferred: list[str], history: dict[str, Any] | None
+    ) -> tuple[str, str, str]:
+        """The refiner: which lever to pull next, as (lever, prompt, mode)."""
+        spec = _spec(intent)
+        failed_kinds = {row["kind"] for row in state.last_failed}
+        order: list[str] = [lever for lever in preferred if lever in LEVERS]
+        if len(state.last_failed) == 1 and state.best_fraction >= 0.5:
+            order.append("edit")
+        if "position" in failed_kinds:
+            order.append("mirror")
+        if "attribute" in failed_kinds or "count" in failed_kinds:
+            order.append("reorder")
+        if "count" in failed_kinds:
+            order.append("words")
+        order.append("reseed")
+        if history is None:
+            # Without memory the refiner only sees the last round: it cannot know what it tried.
+            lever = order[0]
+            return (lever, *_apply(lever, spec, current, intent))
+        tried = _tried(history)
+        for lever in dict.fromkeys(order):
+            prompt, mode = _apply(lever, spec, current, intent)
+            if lever in ("reseed", "edit") or (prompt, mode) not in tried:
+                return lever, prompt, mode
+        return "reseed", *_apply("reseed", spec, current, intent)
+
+    # -- talking to the server ---------------------------------------------------------------
+
+    async def _generate(
+        self, prompt: str, n: int, seed: int | None, intent: str | None = None, skill: str | None = None
+    ) -> _State:
+        args: dict[str, Any] = {"prompt": prompt, "n": n}
+        if seed is not None:
+            args["seed"] = seed
+        if intent and intent != prompt:
+            args["intent"] = intent
+        if skill:
+            args["skill"] = skill
+        result = await self._call("generate", args)
+        match = _TRAJECTORY.search(result.content[0].text)
+        if not match:
+            raise AgentError("generate did not name its trajectory")
+        state = _State(trajectory_id=match.group(1), checklist=[])
+        await self._observe(state, result)
+        return state
+
+    async def _observe(self, state: _State, result: Any) -> None:
+        """Read the round's verdicts (critique's structured output) and the stop rule."""
+        critique = await self._call("critique", {"trajectory_id": state.trajectory_id})
+        data = critique.structured_content or {}
+        rows = data.get("checklist", [])
+        state.checklist = rows
+        best_fraction, best_image, best_failed = -1.0, "", rows
+        for image in data.get("images", []):
+            answers = [row["answers"].get(image) for row in rows]
+            passed = sum(1 for a in answers if a and a["passed"])
+            fraction = passed / len(rows) if rows else 0.0
+            if fraction > best_fraction:
+                best_fraction, best_image = fraction, image
+                best_failed = [row for row, a in zip(rows, answers, strict=True) if not (a and a["passed"])]
+        state.curve.append(max(best_fraction, state.best_fraction, 0.0))
+        if best_fraction > state.best_fraction:
+            state.best_fraction, state.best_image = best_fraction, best_image
+        state.last_failed = best_failed
+        state.done = str(data.get("status", "")).startswith("done")
+        if self.log is not None:
+            fails = ", ".join(r["id"] for r in best_failed) or "none"
+            print(f"  round {len(state.curve)}: {best_fraction:.0%} of questions pass; failed: {fails}", file=self.log)
+
+    async def _recall(self, trajectory_id: str) -> dict[str, Any]:
+        result = await self._call("recall_memory", {"trajectory_id": trajectory_id})
+        return (result.structured_content or {}).get("view") or {}
+
+    async def _lessons(self, prompt: str) -> list[str]:
+        """Levers that earlier, similar tasks found useful, best first."""
+        result = await self._call("recall_memory", {"query": prompt})
+        hits = (result.structured_content or {}).get("lessons") or []
+        levers: list[str] = []
+        for hit in hits:
+            levers += _LEVER_TAG.findall(hit.get("lesson", {}).get("text", ""))
+        return list(dict.fromkeys(levers))
+
+    async def _call(self, tool: str, args: dict[str, Any]) -> Any:
+        result = await self.client.call_tool(tool, args)
+        if result.is_error:
+            raise AgentError(f"{tool} failed: {result.content[0].text}")
+        return result
+
+
+# -- rewriting prompts in the shapes world -------------------------------------------------
+
+
+def _spec(prompt: str) -> world.SceneSpec | None:
+    try:
+        return world.parse(prompt)
+    except ValueError:
+        return None
+
+
+def _canonical(prompt: str) -> str:
+    spec = _spec(prompt)
+    return spec.caption() if spec else prompt
+
+
+def _apply(lever: str, spec: world.SceneSpec | None, current: str, intent: str) -> tuple[str, str]:
+    """The (prompt, mode) a lever produces; levers that do not apply fall back to re-seeding."""
+    if spec is None:
+        return current, "regenerate"
+    if lever == "edit":
+        return current, "edit"
+    if lever == "mirror" and spec.relation:
+        mirrored = {"left": "right", "right": "left", "above": "below", "below": "above"}[spec.relation]
+        a, b = spec.groups
+        flipped = world.SceneSpec((b, a), mirrored).caption()
+        return (spec.caption() if current == flipped else flipped), "regenerate"
+    if lever == "reorder" and len(spec.groups) > 1 and not spec.relation:
+        swapped = world.SceneSpec(tuple(reversed(spec.groups))).caption()
+        return (spec.caption() if current == swapped else swapped), "regenerate"
+    if lever == "words" and any(g.count > 1 for g in spec.groups):
+        digits = spec.caption()
+        for i, word in enumerate(world.NUMBER_WORDS, start=1):
+            digits = re.sub(rf"\b{word}\b", str(i), digits)
+        return (spec.caption() if current == digits else digits), "regenerate"
+    return current, "regenerate"
+
+
+def _tried(view: dict[str, Any]) -> set[tuple[str, str]]:
+    """(prompt, mode) pairs the memory view says were already tried."""
+    tried = {(r["prompt"], "edit" if r["mode"] == "edit" else "regenerate") for r in view.get("recent", [])}
+    digest = view.get("digest") or {}
+    tried |= {(p, "regenerate") for p in digest.get("prompts", [])}
+    return tried
+
+
+def _experience(state: _State, lever: str) -> str:
+    """The compressor: what failed and which lever comes next, well under 100 words."""
+    failed = "; ".join(f"{r['id']} {r['question']}" for r in state.last_failed[:4]) or "nothing"
+    return f"Round {len(state.curve)} failed: {failed}. Next change [lever: {lever}]."
+
+
+# -- whole-prompt entry points --------------------------------------------------------------
+
+
+async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = None, seed: int | None = None) -> str:
+    """`gems-mcp run`: the gems condition on one prompt, in-process; saves the best image and the sheet."""
+    from gems_mcp.config import load_settings
+    from gems_mcp.server import create_server
+
+    settings = load_settings(max_rounds=rounds) if rounds else load_settings()
+    server = create_server(settings)
+    out.mkdir(parents=True, exist_ok=True)
+    async with Client(server) as client:
+        print(f"gems-mcp run: {prompt!r} (model: {settings.model or 'embedded shapes world'})", file=sys.stderr)
+        agent = ReferenceAgent(client, "gems", budget=settings.max_rounds, log=sys.stderr)
+        try:
+            outcome = await agent.solve(prompt)
+        except AgentError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from exc
+        image = await client.read_resource(f"gems://images/{outcome.best_image_id}")
+        sheet = await client.read_resource(f"gems://trajectories/{outcome.trajectory_id}/sheet.png")
+    import base64
+
+    best_path = out / f"{outcome.trajectory_id}-best.png"
+    sheet_path = out / f"{outcome.trajectory_id}-rounds.png"
+    best_path.write_bytes(base64.b64decode(image.contents[0].blob))
+    sheet_path.write_bytes(base64.b64decode(sheet.contents[0].blob))
+    verdict = "all questions pass" if outcome.passed else f"{outcome.question_fraction:.0%} of questions pass"
+    return (
+        f"{verdict} after {outcome.rounds} round(s) ({outcome.seconds:.1f} s)\n"
+        f"best image: {best_path}\ncontact sheet of all rounds: {sheet_path}\n"
+        f"trajectory: {outcome.trajectory_id} (gems-mcp memory show {outcome.trajectory_id})"
+    )
+
+
+def outcome_dict(outcome: Outcome) -> dict[str, Any]:
+    return asdict(outcome)

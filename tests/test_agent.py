@@ -1,0 +1,87 @@
+"""The reference agent and the loop benchmark, end to end through MCP on the embedded model."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import anyio
+import pytest
+from PIL import Image
+
+from gems_mcp.agent import _apply, _canonical, _tried
+from gems_mcp.benchmark import run_benchmark, split_prompts
+from gems_mcp.generation.embedded import world
+
+
+def test_levers_rewrite_within_the_grammar():
+    spec = world.parse("a red circle to the left of a blue square")
+    mirrored, mode = _apply("mirror", spec, spec.caption(), spec.caption())
+    assert mirrored == "a blue square to the right of a red circle" and mode == "regenerate"
+    assert world.parse(mirrored).relation == "right"
+    back, _ = _apply("mirror", spec, mirrored, spec.caption())
+    assert back == spec.caption()
+    groups = world.parse("two red circles and a blue square")
+    swapped, _ = _apply("reorder", groups, groups.caption(), groups.caption())
+    assert swapped == "a blue square and two red circles"
+    digits, _ = _apply("words", groups, groups.caption(), groups.caption())
+    assert digits.startswith("2 red circles") and world.parse(digits) == groups
+    assert _apply("edit", spec, "p", "p") == ("p", "edit")
+    assert _canonical("An image of a RED circle.") == "a red circle"
+
+
+def test_tried_pairs_come_from_the_memory_view():
+    view = {"recent": [{"prompt": "a", "mode": "generate"}, {"prompt": "b", "mode": "edit"}], "digest": {"prompts": ["c"]}}
+    assert _tried(view) == {("a", "regenerate"), ("b", "edit"), ("c", "regenerate")}
+
+
+def test_splits_are_fixed_disjoint_and_cover_every_category():
+    test = split_prompts("test", 12)
+    assert test == split_prompts("test", 12)
+    assert {c for c, _ in test} == set(world.CATEGORIES)
+    assert len(split_prompts("test", None)) >= 200
+    assert not {p for _, p in split_prompts("dev", None)} >= {p for _, p in split_prompts("test", None)}
+
+
+@pytest.mark.slow
+def test_a_small_slice_runs_every_condition_through_a_stdio_server(tmp_path):
+    out = io.StringIO()
+    conditions = ["single", "best-of-B", "loop", "gems", "gems+lessons"]
+    import gems_mcp.benchmark as bench
+
+    bench.WARMUP_PROMPTS = 2
+    results = anyio.run(lambda: run_benchmark("test", 3, None, 2, conditions, tmp_path, out, "stdio"))
+    table = out.getvalue()
+    for condition in conditions:
+        assert condition in table
+        outcomes = results["conditions"][condition]["outcomes"]
+        assert len(outcomes) == 3
+        assert all(1 <= o["images"] <= 2 for o in outcomes)
+        assert all(0.0 <= o["question_fraction"] <= 1.0 for o in outcomes)
+    assert json.loads((tmp_path / "results.json").read_text())["budget"] == 2
+    assert Image.open(tmp_path / "curve.png").size == (640, 400)
+
+
+@pytest.mark.slow
+def test_run_command_saves_the_best_image_and_a_contact_sheet(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "gems_mcp", "run", "a red circle", "--out", str(tmp_path / "out"), "--rounds", "2"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    best = next((tmp_path / "out").glob("*-best.png"))
+    sheet = next((tmp_path / "out").glob("*-rounds.png"))
+    assert str(best) in done.stdout and str(sheet) in done.stdout
+    assert Image.open(best).size == (256, 256)
+    assert "round 1:" in done.stderr
+
+
+def test_run_command_explains_a_prompt_outside_the_world(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "gems_mcp", "run", "a dog on a skateboard", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 2
+    assert "circle" in done.stderr and "GEMS_MODEL" in done.stderr
