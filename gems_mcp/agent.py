@@ -274,15 +274,20 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
     settings = load_settings(max_rounds=rounds) if rounds else load_settings()
     server = create_server(settings)
     out.mkdir(parents=True, exist_ok=True)
+    error = None
     async with Client(server) as client:
         print(f"gems-mcp run: {prompt!r} (model: {settings.model or 'embedded shapes world'})", file=sys.stderr)
         agent = ReferenceAgent(client, "gems", budget=settings.max_rounds, log=sys.stderr)
         try:
-            outcome = await agent.solve(prompt)
+            outcome = await agent.solve(prompt, seed=seed)
         except AgentError as exc:
-            raise ValueError(str(exc).split(": ", 1)[-1]) from exc
-        image = await client.read_resource(f"gems://images/{outcome.best_image_id}")
-        sheet = await client.read_resource(f"gems://trajectories/{outcome.trajectory_id}/sheet.png")
+            # Raised outside the client's task group, so the caller sees a plain ValueError.
+            error = re.sub(r"^.*?Error executing tool \w+: ", "", str(exc))
+        else:
+            image = await client.read_resource(f"gems://images/{outcome.best_image_id}")
+            sheet = await client.read_resource(f"gems://trajectories/{outcome.trajectory_id}/sheet.png")
+    if error is not None:
+        raise ValueError(error)
     import base64
 
     best_path = out / f"{outcome.trajectory_id}-best.png"
