@@ -1,0 +1,225 @@
+"""Cross-task memory: lessons kept when a trajectory ends, recalled for similar new prompts."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+import re
+from collections import Counter
+
+from pydantic import BaseModel
+
+from gems_mcp.memory.views import derive_experience, round_statuses
+from gems_mcp.types import Lesson, RequirementKind, Trajectory
+
+LESSON_MAX_WORDS = 99
+# BM25's usual constants (Robertson & Zaragoza).
+BM25_K1 = 1.5
+BM25_B = 0.75
+KIND_BOOST = 0.5
+# A lesson is recalled only when it shares this much of the query's vocabulary: enough that
+# "four red circles above a square" finds a red-circles lesson, "a watercolor portrait" does not.
+MIN_SHARED_TERMS = 2
+MIN_COVERAGE = 0.25
+
+# -- requirement kinds -------------------------------------------------------------------------
+
+_NUMBER_WORDS = {
+    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+    "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12",
+    "single": "1", "pair": "2", "couple": "2", "dozen": "12",
+}
+_COUNT = set(_NUMBER_WORDS) | {
+    "count", "many", "number", "exactly", "several", "multiple", "few", "both", "twice",
+}
+_POSITION = {
+    "left", "right", "above", "below", "under", "underneath", "beneath", "behind", "front",
+    "beside", "between", "next", "top", "bottom", "center", "centre", "middle", "corner",
+    "near", "inside", "outside", "adjacent", "facing", "over", "atop", "leftmost", "rightmost",
+    "upper", "lower", "position", "positioned", "side",
+}
+_COLOR = {
+    "red", "green", "blue", "yellow", "orange", "purple", "violet", "pink", "brown", "black",
+    "white", "gray", "grey", "cyan", "magenta", "teal", "gold", "golden", "silver", "beige",
+    "turquoise", "crimson", "navy", "maroon", "color", "colour", "colored", "coloured",
+    "colors", "colours",
+}
+_STYLE = {
+    "style", "styled", "painting", "painted", "watercolor", "watercolour", "oil", "sketch",
+    "drawing", "drawn", "cartoon", "anime", "photorealistic", "realistic", "photograph",
+    "photo", "illustration", "pixel", "render", "rendered", "minimalist", "impressionist",
+    "cinematic", "lighting", "vintage", "noir", "art", "aesthetic", "mood",
+}
+_ATTRIBUTE = {
+    "big", "small", "large", "tiny", "huge", "tall", "short", "long", "shiny", "matte",
+    "wooden", "metal", "metallic", "glass", "plastic", "striped", "dotted", "texture",
+    "textured", "material", "size", "sized", "bigger", "smaller", "larger", "open", "closed",
+    "wet", "dry", "old", "young", "smiling", "transparent", "empty", "full",
+}
+_TEXT = {
+    "text", "word", "words", "written", "writing", "says", "say", "letters", "letter",
+    "caption", "label", "labeled", "labelled", "spell", "spelled", "spells", "title",
+    "reads", "font", "typography",
+}
+_OBJECT = {"there", "contain", "contains", "show", "shows", "visible", "present", "include", "includes"}
+_QUOTED = re.compile(r"\"[^\"]+\"|“[^”]+”|(?<!\w)'[^']+'(?!\w)")
+_DIGIT = re.compile(r"\d")
+_RAW_WORD = re.compile(r"[a-z0-9]+")
+
+_KIND_WORDS: list[tuple[RequirementKind, set[str]]] = [
+    ("count", _COUNT),
+    ("position", _POSITION),
+    ("color", _COLOR),
+    ("style", _STYLE),
+    ("attribute", _ATTRIBUTE),
+]
+
+
+def _kinds_in(text: str) -> list[RequirementKind]:
+    """Every kind the text's keywords point at, most specific first."""
+    lowered = text.lower()
+    words = set(_RAW_WORD.findall(lowered))
+    kinds: list[RequirementKind] = []
+    if _QUOTED.search(text) or words & _TEXT:
+        kinds.append("text")
+    for kind, vocabulary in _KIND_WORDS:
+        if words & vocabulary or (kind == "count" and _DIGIT.search(lowered)):
+            kinds.append(kind)
+    phrases = ("in front", "next to", "on top")
+    if "position" not in kinds and any(p in lowered for p in phrases):
+        kinds.append("position")
+    return kinds
+
+
+def classify_kind(question: str) -> RequirementKind:
+    """The requirement kind a yes/no question most likely checks, by keywords."""
+    kinds = _kinds_in(question)
+    if kinds:
+        return kinds[0]
+    if set(_RAW_WORD.findall(question.lower())) & _OBJECT:
+        return "object"
+    return "other"
+
+
+def query_kinds(query: str) -> set[RequirementKind]:
+    """The kinds of requirement a new prompt will likely be checked for."""
+    return set(_kinds_in(query))
+
+
+# -- extraction --------------------------------------------------------------------------------
+
+
+def _lesson_id(trajectory_id: str, round_index: int, requirement_id: str) -> str:
+    digest = hashlib.sha1(f"{trajectory_id}:{round_index}:{requirement_id}".encode()).hexdigest()
+    return f"l-{digest[:10]}"
+
+
+def _clip_words(text: str, limit: int) -> str:
+    words = text.split()
+    return text if len(words) <= limit else " ".join(words[:limit]) + "…"
+
+
+def extract_lessons(traj: Trajectory) -> list[Lesson]:
+    """Lessons from a trajectory: the experience that came right before each fail->pass flip."""
+    lessons: list[Lesson] = []
+    requirements = {req.id: req for req in traj.checklist}
+    for prev, rnd in zip(traj.rounds, traj.rounds[1:], strict=False):
+        before, after = round_statuses(traj, prev), round_statuses(traj, rnd)
+        flipped = [q for q in after if before[q] is False and after[q] is True]
+        if not flipped:
+            continue
+        # The refiner wrote the previous round's experience and then this round's prompt;
+        # without one, the derived account of this round names what changed and what flipped.
+        experience = prev.experience or derive_experience(traj, rnd.index)
+        text = (
+            _clip_words(experience.strip(), LESSON_MAX_WORDS - 30)
+            + " Prompt that passed: "
+            + _clip_words(rnd.prompt, 25)
+        )
+        for qid in flipped:
+            req = requirements[qid]
+            lessons.append(
+                Lesson(
+                    id=_lesson_id(traj.id, rnd.index, qid),
+                    trajectory_id=traj.id,
+                    intent=traj.intent,
+                    question=req.question,
+                    kind=req.kind if req.kind != "other" else classify_kind(req.question),
+                    skill=traj.skill,
+                    text=text,
+                )
+            )
+    return lessons
+
+
+# -- recall ------------------------------------------------------------------------------------
+
+
+class LessonHit(BaseModel):
+    """A recalled lesson and why: its score and whether its kind matched the query's."""
+
+    lesson: Lesson
+    score: float
+    kind_match: bool
+
+
+_STOPWORDS = {
+    "a", "an", "the", "of", "and", "or", "in", "on", "at", "to", "with", "is", "are", "be",
+    "it", "its", "this", "that", "these", "those", "there", "does", "do", "has", "have",
+    "image", "picture", "show", "shows", "showing", "for", "from", "by", "as", "into", "any",
+    "some", "each", "which", "what", "who", "visible", "depicted", "contain", "contains",
+    "containing", "clearly", "exactly", "please", "make", "create", "generate", "draw",
+}
+
+
+@functools.lru_cache(maxsize=32768)
+def _terms(text: str) -> tuple[str, ...]:
+    """Lowercased content words, numbers as digits, a crude plural fold ('circles' = 'circle')."""
+    out = []
+    for word in _RAW_WORD.findall(text.lower()):
+        if word in _STOPWORDS:
+            continue
+        word = _NUMBER_WORDS.get(word, word)
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        out.append(word)
+    return tuple(out)
+
+
+def _relevant(shared: int, query_size: int) -> bool:
+    """Enough of the query's words in the lesson: one shared word ('red') is a coincidence."""
+    return shared >= min(MIN_SHARED_TERMS, query_size) and shared / query_size >= MIN_COVERAGE
+
+
+def recall_lessons(
+    lessons: list[Lesson], query: str, top_k: int = 5, kinds: set[str] | None = None
+) -> list[LessonHit]:
+    """Lessons whose past intent and question resemble ``query`` (BM25, kind-boosted), best first."""
+    if top_k <= 0:
+        return []
+    pool = [lesson for lesson in lessons if kinds is None or lesson.kind in kinds]
+    query_terms = set(_terms(query))
+    if not pool or not query_terms:
+        return []
+    docs = [_terms(f"{lesson.intent} {lesson.question}") for lesson in pool]
+    n_docs = len(docs)
+    avg_len = sum(len(d) for d in docs) / n_docs or 1.0
+    df = Counter(term for doc in docs for term in set(doc) if term in query_terms)
+    idf = {t: math.log(1 + (n_docs - df[t] + 0.5) / (df[t] + 0.5)) for t in query_terms}
+    wanted = query_kinds(query)
+
+    hits: dict[str, LessonHit] = {}
+    for lesson, doc in zip(pool, docs, strict=True):
+        tf = Counter(t for t in doc if t in query_terms)
+        if not _relevant(len(tf), len(query_terms)):
+            continue
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * len(doc) / avg_len)
+        score = sum(idf[t] * n * (BM25_K1 + 1) / (n + norm) for t, n in tf.items())
+        kind_match = lesson.kind in wanted
+        score *= 1 + KIND_BOOST * kind_match
+        # The same experience can stand behind several flipped questions: show it once.
+        previous = hits.get(lesson.text)
+        if previous is None or score > previous.score:
+            hits[lesson.text] = LessonHit(lesson=lesson, score=round(score, 4), kind_match=kind_match)
+    return sorted(hits.values(), key=lambda h: (-h.score, -h.lesson.created_at))[:top_k]
