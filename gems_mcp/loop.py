@@ -18,9 +18,9 @@ from gems_mcp.config import Settings
 from gems_mcp.generation.base import GenerationError, GenerationRequest, Generator
 from gems_mcp.generation.queue import DeviceQueue, ProgressFn
 from gems_mcp.images import ImageStore, UnknownImage, contact_sheet
-from gems_mcp.memory.lessons import extract_lessons, recall_lessons
+from gems_mcp.memory.lessons import LessonHit, extract_lessons, recall_lessons
 from gems_mcp.memory.store import MemoryStore, UnknownTrajectory
-from gems_mcp.memory.views import build_view, derive_experience
+from gems_mcp.memory.views import MemoryView, build_view, derive_experience
 from gems_mcp.types import (
     Candidate,
     GenerationParams,
@@ -63,6 +63,15 @@ class RoundResult:
     round: Round
     images: list[Image.Image]
     notes: list[str]
+
+
+@dataclass
+class Recall:
+    """What recall_memory found: a trajectory's view, lessons for a query, or recent trajectories."""
+
+    view: MemoryView | None = None
+    lessons: list[LessonHit] | None = None
+    recent: list[dict[str, Any]] | None = None
 
 
 class Overrides(BaseModel):
@@ -238,23 +247,20 @@ class AgentLoop:
                 self.store.save_trajectory(trajectory)
             return trajectory
 
-    def recall(self, trajectory_id: str | None = None, query: str | None = None, budget: int | None = None) -> dict[str, Any]:
+    def recall(self, trajectory_id: str | None = None, query: str | None = None, budget: int | None = None) -> Recall:
         """The global view of a trajectory, lessons for a new prompt, or the recent trajectories."""
         budget = budget or self.settings.memory_budget
         if budget < 500:
             raise LoopError(f"budget must be at least 500 characters, got {budget}.")
-        result: dict[str, Any] = {}
+        recall = Recall()
         if trajectory_id is not None:
             trajectory = self._get(trajectory_id)
-            view = build_view(trajectory, budget, self.settings.memory_recent, sheet_uri(trajectory.id))
-            result["view"] = view.model_dump(mode="json")
+            recall.view = build_view(trajectory, budget, self.settings.memory_recent, sheet_uri(trajectory.id))
         if query is not None:
-            query = _check_prompt(query, "query")
-            hits = recall_lessons(self.store.lessons(), query)
-            result["lessons"] = [h.model_dump(mode="json") for h in hits]
+            recall.lessons = recall_lessons(self.store.lessons(), _check_prompt(query, "query"))
         if trajectory_id is None and query is None:
-            result["recent"] = [_summary_row(t) for t in self.store.list_trajectories(limit=10)]
-        return result
+            recall.recent = [_summary_row(t) for t in self.store.list_trajectories(limit=10)]
+        return recall
 
     def trajectory(self, trajectory_id: str) -> Trajectory:
         return self._get(trajectory_id)
@@ -571,4 +577,4 @@ def _summary_row(trajectory: Trajectory) -> dict[str, Any]:
     }
 
 
-__all__ = ["AgentLoop", "LoopError", "Overrides", "RoundResult", "VerdictInput", "UnknownImage", "sheet_uri"]
+__all__ = ["AgentLoop", "LoopError", "Overrides", "Recall", "RoundResult", "VerdictInput", "UnknownImage", "sheet_uri"]

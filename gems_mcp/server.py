@@ -20,7 +20,7 @@ from gems_mcp import __version__
 from gems_mcp.config import Settings, load_settings
 from gems_mcp.generation.base import GenerationError
 from gems_mcp.images import UnknownImage, contact_sheet, encode_png, thumbnail
-from gems_mcp.loop import AgentLoop, LoopError, Overrides, RoundResult, VerdictInput, sheet_uri
+from gems_mcp.loop import AgentLoop, LoopError, Overrides, Recall, RoundResult, VerdictInput
 from gems_mcp.types import Round, Trajectory
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,6 @@ class RecallResult(BaseModel):
     view: dict[str, Any] | None = Field(default=None, description="The trajectory's compressed global view.")
     lessons: list[dict[str, Any]] | None = Field(default=None, description="Lessons from similar finished tasks.")
     recent: list[dict[str, Any]] | None = Field(default=None, description="Recent trajectories, newest first.")
-    text: str = Field(description="The same, as compact text.")
 
 
 class GemsServer(MCPServer[Any]):
@@ -194,20 +193,27 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         image_id: Annotated[
             str | None, Field(description="With verdicts: which image of the round they are for (if several).")
         ] = None,
-    ) -> CritiqueResult:
+    ) -> Annotated[CallToolResult, CritiqueResult]:
         """Verify a round against the trajectory's checklist, or record your verdicts for it."""
         trajectory, rnd, notes = await _call(loop.critique(trajectory_id, round, verdicts, image_id))
-        return _critique_result(loop, trajectory, rnd, notes)
+        result = _critique_result(trajectory, rnd, notes)
+        text = round_summary(trajectory, rnd, notes) + "\n" + result.message
+        return _structured(text, result)
 
     @mcp.tool(annotations=_READ_ONLY, structured_output=True)
     async def recall_memory(
         trajectory_id: Annotated[str | None, Field(description="A trajectory whose global view you want.")] = None,
         query: Annotated[str | None, Field(description="A new prompt: returns lessons from similar finished tasks.")] = None,
         budget: Annotated[int | None, Field(description="Characters the view may take (default GEMS_MEMORY_BUDGET).")] = None,
-    ) -> RecallResult:
+    ) -> Annotated[CallToolResult, RecallResult]:
         """A trajectory's compressed history, lessons for a new prompt, or (with no arguments) recent trajectories."""
-        recalled = await _call_sync(loop.recall, trajectory_id, query, budget)
-        return RecallResult(**recalled, text=_recall_text(recalled))
+        recall = await _call_sync(loop.recall, trajectory_id, query, budget)
+        result = RecallResult(
+            view=recall.view.model_dump(mode="json") if recall.view else None,
+            lessons=[h.model_dump(mode="json") for h in recall.lessons] if recall.lessons is not None else None,
+            recent=recall.recent,
+        )
+        return _structured(recall_text(recall), result)
 
     @mcp.tool(annotations=_RECORDS, structured_output=False)
     async def close_trajectory(
@@ -322,7 +328,12 @@ def _status_line(trajectory: Trajectory) -> str:
     return f"status: active, {left} round(s) left; {best_text}. Call refine to try again."
 
 
-def _critique_result(loop: AgentLoop, trajectory: Trajectory, rnd: Round, notes: list[str]) -> CritiqueResult:
+def _structured(text: str, result: BaseModel) -> CallToolResult:
+    """Readable text for the model plus the same facts as structured content for programs."""
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json"))
+
+
+def _critique_result(trajectory: Trajectory, rnd: Round, notes: list[str]) -> CritiqueResult:
     rows = []
     for req in trajectory.checklist:
         answers = {}
@@ -351,10 +362,23 @@ def _critique_result(loop: AgentLoop, trajectory: Trajectory, rnd: Round, notes:
     )
 
 
-def _recall_text(recalled: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(recalled, ensure_ascii=False, separators=(",", ":"))[:20000]
+def recall_text(recall: Recall) -> str:
+    """recall_memory as text: the view, the lessons with their scores, or the recent trajectories."""
+    parts: list[str] = []
+    if recall.view is not None:
+        parts.append(recall.view.to_text())
+    if recall.lessons is not None:
+        if not recall.lessons:
+            parts.append("No lessons from earlier tasks resemble this prompt.")
+        for hit in recall.lessons:
+            lesson = hit.lesson
+            parts.append(f"Lesson ({lesson.kind}, score {hit.score:.2f}) from '{lesson.intent[:80]}': {lesson.text}")
+    if recall.recent is not None:
+        if not recall.recent:
+            parts.append("No trajectories yet; call generate to start one.")
+        for row in recall.recent:
+            parts.append(f"{row['id']} · {row['status']} · {row['rounds']} round(s) · best {row['best']} · {row['intent']}")
+    return "\n".join(parts)
 
 
 # -- resources and prompts -----------------------------------------------------------------

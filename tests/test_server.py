@@ -209,3 +209,23 @@ def test_resources_serve_images_trajectories_and_the_contact_sheet():
     assert json.loads(traj.contents[0].text)["id"] == tid
     assert Image.open(io.BytesIO(base64.b64decode(sheet.contents[0].blob))).format == "PNG"
     assert "refine" in prompt.messages[0].content.text
+
+
+def test_lessons_of_a_finished_trajectory_are_recalled_for_a_similar_prompt():
+    server, _ = make(judge=ScriptedJudge([[True, False], [True, True]]))
+
+    async def go(client):
+        gen = await client.call_tool("generate", {"prompt": "three red circles left of a blue square", "requirements": ["Are there exactly three red circles?", "Is the blue square to the right of the circles?"]})
+        tid = gen.content[0].text.split()[1]
+        await client.call_tool("refine", {"trajectory_id": tid, "prompt": "3 red circles, blue square on the right", "experience": "Writing the count as a digit and naming the side fixed the layout."})
+        similar = await client.call_tool("recall_memory", {"query": "three red circles left of a green triangle"})
+        unrelated = await client.call_tool("recall_memory", {"query": "a watercolor portrait of an old fisherman"})
+        recent = await client.call_tool("recall_memory", {})
+        return similar, unrelated, recent, tid
+
+    similar, unrelated, recent, tid = session(go, server)
+    lessons = similar.structured_content["lessons"]
+    assert lessons and "digit" in lessons[0]["lesson"]["text"]
+    assert "digit" in similar.content[0].text
+    assert unrelated.structured_content["lessons"] == []
+    assert recent.structured_content["recent"][0]["id"] == tid
