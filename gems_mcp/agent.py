@@ -22,7 +22,7 @@ from gems_mcp.generation.embedded import world
 Condition = Literal["single", "best-of-B", "loop", "gems", "gems+lessons"]
 CONDITIONS: tuple[Condition, ...] = ("single", "best-of-B", "loop", "gems", "gems+lessons")
 SKILL = "shapes-world"
-LEVERS = ("edit", "mirror", "reorder", "words", "reseed")
+LEVERS = ("edit", "mirror", "reorder", "reseed")
 _LEVER_TAG = re.compile(r"\[lever: ([a-z]+)\]")
 _TRAJECTORY = re.compile(r"trajectory (t-[0-9a-f]+)")
 
@@ -135,8 +135,6 @@ class ReferenceAgent:
             order.append("mirror")
         if "attribute" in failed_kinds or "count" in failed_kinds:
             order.append("reorder")
-        if "count" in failed_kinds:
-            order.append("words")
         order.append("reseed")
         if history is None:
             # Without memory the refiner only sees the last round: it cannot know what it tried.
@@ -241,11 +239,6 @@ def _apply(lever: str, spec: world.SceneSpec | None, current: str, intent: str) 
     if lever == "reorder" and len(spec.groups) > 1 and not spec.relation:
         swapped = world.SceneSpec(tuple(reversed(spec.groups))).caption()
         return (spec.caption() if current == swapped else swapped), "regenerate"
-    if lever == "words" and any(g.count > 1 for g in spec.groups):
-        digits = spec.caption()
-        for i, word in enumerate(world.NUMBER_WORDS, start=1):
-            digits = re.sub(rf"\b{word}\b", str(i), digits)
-        return (spec.caption() if current == digits else digits), "regenerate"
     return current, "regenerate"
 
 
