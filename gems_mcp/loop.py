@@ -354,7 +354,8 @@ class AgentLoop:
         if trajectory.status == "done" or not trajectory.rounds:
             return
         last = trajectory.rounds[-1]
-        if last.judged and last.passed == len(trajectory.checklist):
+        total = len(trajectory.checklist)
+        if total and any(r.judged and r.passed == total for r in trajectory.rounds):
             self._finish(trajectory, "all_passed")
         elif len(trajectory.rounds) >= trajectory.max_rounds and last.judged:
             self._finish(trajectory, "budget_spent")
@@ -516,6 +517,11 @@ def _check_can_continue(trajectory: Trajectory) -> None:
         best = trajectory.best_round()
         pick = f"; the answer is round {best.index}" if best else ""
         raise LoopError(f"trajectory {trajectory.id} is done: {why}{pick}. Call generate to start a new one.")
+    if len(trajectory.rounds) >= trajectory.max_rounds:
+        raise LoopError(
+            f"trajectory {trajectory.id} has used its {trajectory.max_rounds}-round budget; "
+            "call critique to record the last verdicts, or generate to start a new one."
+        )
     last = trajectory.rounds[-1]
     if not last.judged and trajectory.checklist:
         raise LoopError(

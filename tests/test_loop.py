@@ -149,3 +149,11 @@ def test_skill_adds_its_questions_and_fills_unset_defaults():
         assert result.round.params.steps == defaults["steps"]
     given = run(loop.generate, "x", skill="text-rendering", overrides=Overrides(steps=3))
     assert given.round.params.steps == 3
+
+
+def test_without_a_checklist_the_round_budget_still_ends_the_trajectory():
+    loop = make_loop(max_rounds=2)
+    tid = run(loop.generate, "x").trajectory.id
+    run(loop.refine, tid, "y")
+    with pytest.raises(LoopError, match="2-round budget"):
+        run(loop.refine, tid, "z")
