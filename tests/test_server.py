@@ -13,6 +13,7 @@ from mcp import Client
 from PIL import Image
 
 from gems_mcp.config import load_settings
+from gems_mcp.generation.base import GenerationError
 from gems_mcp.loop import AgentLoop
 from gems_mcp.server import create_server
 from tests.fakes import FakeGenerator, ScriptedJudge
@@ -229,3 +230,25 @@ def test_lessons_of_a_finished_trajectory_are_recalled_for_a_similar_prompt():
     assert "digit" in similar.content[0].text
     assert unrelated.structured_content["lessons"] == []
     assert recent.structured_content["recent"][0]["id"] == tid
+
+
+class _OddSizeGenerator(FakeGenerator):
+    """Refuses sizes in the worker thread, as the diffusers backend does for sizes not divisible by 8."""
+
+    def generate(self, request, on_step=None, should_stop=None):
+        if request.width % 8:
+            raise GenerationError(f"width and height must be multiples of 8, got {request.width}x{request.height}.")
+        return super().generate(request, on_step, should_stop)
+
+
+def test_an_error_the_backend_raises_while_generating_reaches_the_agent_as_its_sentence():
+    server, _ = make(_OddSizeGenerator())
+
+    async def go(client):
+        bad = await client.call_tool("generate", {"prompt": "x", "width": 60})
+        good = await client.call_tool("generate", {"prompt": "x", "width": 64})
+        return bad, good
+
+    bad, good = session(go, server)
+    assert bad.is_error and "multiples of 8, got 60x64" in bad.content[0].text
+    assert not good.is_error

@@ -10,6 +10,8 @@ import anyio
 import anyio.to_thread
 from anyio import from_thread
 
+from gems_mcp.generation.base import GenerationCancelled
+
 T = TypeVar("T")
 ProgressFn = Callable[[float, float | None, str], Awaitable[None]]
 Work = Callable[[Callable[[int, int], None], Callable[[], bool]], T]
@@ -42,12 +44,13 @@ class DeviceQueue:
 
         def job() -> T:
             with self._device:
-                if stop.is_set():
-                    raise anyio.get_cancelled_exc_class()()
+                if stop.is_set():  # cancelled while waiting for the device
+                    raise GenerationCancelled("cancelled before it started")
                 _post(send, (0.0, None, "started"))
                 return work(on_step, stop.is_set)
 
         result: list[T] = []
+        failed: list[Exception] = []
 
         async def forward() -> None:
             async with receive:
@@ -62,8 +65,14 @@ class DeviceQueue:
                     await progress(0.0, None, f"queued: {ahead} job{'s' if ahead > 1 else ''} ahead")
                 try:
                     result.append(await anyio.to_thread.run_sync(job, abandon_on_cancel=True))
+                except Exception as exc:
+                    # Kept out of the task group, which would wrap it in an ExceptionGroup and hide
+                    # a GenerationError's sentence from the caller.
+                    failed.append(exc)
                 finally:
                     send.close()
+            if failed:
+                raise failed[0]
         except BaseException:
             # Cancelled (or failed): tell the worker to stop at its next step.
             stop.set()
