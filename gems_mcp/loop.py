@@ -161,7 +161,7 @@ class AgentLoop:
             model=self.generator.name,
             max_rounds=self.settings.max_rounds,
         )
-        self.store.save_trajectory(trajectory)
+        # Stored only with its first round: a failed or cancelled round 1 leaves no empty trajectory.
         async with self._locks[trajectory.id]:
             return await self._run_round(trajectory, prompt, "generate", params, _seeds(seed, n), None, progress, notes)
 
@@ -517,6 +517,8 @@ def _check_can_continue(trajectory: Trajectory) -> None:
         best = trajectory.best_round()
         pick = f"; the answer is round {best.index}" if best else ""
         raise LoopError(f"trajectory {trajectory.id} is done: {why}{pick}. Call generate to start a new one.")
+    if not trajectory.rounds:
+        raise LoopError(f"trajectory {trajectory.id} has no rounds to refine; call generate to start a new one.")
     if len(trajectory.rounds) >= trajectory.max_rounds:
         raise LoopError(
             f"trajectory {trajectory.id} has used its {trajectory.max_rounds}-round budget; "

@@ -6,7 +6,9 @@ import anyio
 import pytest
 
 from gems_mcp.config import load_settings
+from gems_mcp.generation.base import GenerationError
 from gems_mcp.loop import AgentLoop, LoopError, Overrides, VerdictInput
+from gems_mcp.types import Trajectory
 from tests.fakes import FakeGenerator, ScriptedJudge
 
 QUESTIONS = ["Is there a red circle?", "Is the sky blue?"]
@@ -157,3 +159,23 @@ def test_without_a_checklist_the_round_budget_still_ends_the_trajectory():
     run(loop.refine, tid, "y")
     with pytest.raises(LoopError, match="2-round budget"):
         run(loop.refine, tid, "z")
+
+
+class _FailingGenerator(FakeGenerator):
+    def generate(self, request, on_step=None, should_stop=None):
+        raise GenerationError("width and height must be multiples of 8, got 60x60.")
+
+
+def test_a_failed_first_round_leaves_no_trajectory_behind():
+    loop = AgentLoop(load_settings(), generator=_FailingGenerator(), judge=None)
+    with pytest.raises(LoopError, match="multiples of 8"):
+        run(loop.generate, "x", requirements=QUESTIONS)
+    assert loop.recall().recent == []
+
+
+def test_refining_a_trajectory_without_rounds_is_a_clear_error():
+    loop = make_loop()
+    empty = Trajectory(intent="x", checklist=[])
+    loop.store.save_trajectory(empty)  # as an older version left it when round 1 was cancelled
+    with pytest.raises(LoopError, match="no rounds to refine"):
+        run(loop.refine, empty.id, "y")
