@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -104,15 +105,19 @@ class AgentLoop:
         self._skills = skills
         self.queue = DeviceQueue()
         self._locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        self._generator_lock = threading.Lock()
 
     # -- collaborators, resolved lazily so tools/list never waits for torch -------------
 
     @property
     def generator(self) -> Generator:
         if self._generator is None:
-            from gems_mcp.generation import load_generator
+            # A preload thread and a first call may race here; a second generator would load a second model.
+            with self._generator_lock:
+                if self._generator is None:
+                    from gems_mcp.generation import load_generator
 
-            self._generator = load_generator(self.settings)
+                    self._generator = load_generator(self.settings)
         return self._generator
 
     @property
@@ -130,6 +135,24 @@ class AgentLoop:
 
             self._skills = SkillLibrary(self.settings.skill_dirs, default_builtin_dir())
         return self._skills
+
+    async def _ready(self, edit: bool = False) -> None:
+        """Load the model (and its image-to-image pipeline) and resolve the judge in a worker thread.
+
+        Loading a real model takes minutes; on the event loop it would stop the server answering
+        anything else, progress and cancellation included.
+        """
+
+        def load() -> None:
+            self.generator.defaults()
+            if edit:
+                self.generator.supports("edit")
+            _ = self.judge
+
+        try:
+            await anyio.to_thread.run_sync(load)
+        except GenerationError as exc:
+            raise LoopError(str(exc)) from exc
 
     # -- generate -----------------------------------------------------------------------
 
@@ -151,6 +174,7 @@ class AgentLoop:
         _check_seed(seed)
         body = self._skill_body(skill)
         overrides = _with_skill_defaults(overrides or Overrides(), body)
+        await self._ready()
         self._validate_prompt(prompt)
         params = self._params(overrides)
         checklist, notes = self._checklist(intent, requirements, body)
@@ -191,6 +215,7 @@ class AgentLoop:
         async with self._locks[trajectory_id]:
             trajectory = self._get(trajectory_id)
             _check_can_continue(trajectory)
+            await self._ready(edit=mode == "edit")
             last = trajectory.rounds[-1]
             n = len(last.candidates) if n is None else n
             self._check_n(n)
@@ -230,7 +255,7 @@ class AgentLoop:
                 candidate = _candidate(rnd, image_id)
                 candidate.verdicts = _agent_verdicts(trajectory.checklist, verdicts, candidate.verdicts)
                 notes.append(f"recorded your verdicts for image {candidate.image_id}")
-            elif self.judge is not None:
+            elif await anyio.to_thread.run_sync(lambda: self.judge) is not None:
                 await self._judge_round(trajectory.checklist, rnd)
             self._update_status(trajectory)
             self.store.save_trajectory(trajectory)

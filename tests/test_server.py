@@ -252,3 +252,47 @@ def test_an_error_the_backend_raises_while_generating_reaches_the_agent_as_its_s
     bad, good = session(go, server)
     assert bad.is_error and "multiples of 8, got 60x64" in bad.content[0].text
     assert not good.is_error
+
+
+class _SlowLoadingGenerator(FakeGenerator):
+    """Takes a while to load its model on first use, as a real pipeline does."""
+
+    def __init__(self, load_seconds: float) -> None:
+        super().__init__()
+        self.load_seconds = load_seconds
+        self.loaded = False
+
+    def defaults(self):
+        if not self.loaded:
+            time.sleep(self.load_seconds)
+            self.loaded = True
+        return super().defaults()
+
+
+def test_the_server_keeps_answering_while_the_model_loads():
+    server, _ = make(_SlowLoadingGenerator(load_seconds=2.0))
+    waited = []
+
+    async def go(client):
+        async with anyio.create_task_group() as tg:
+            t0 = time.monotonic()
+            tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x"}))
+            await anyio.sleep(0.2)  # generate is loading the model by now
+            await client.list_tools()
+            waited.append(time.monotonic() - t0)
+
+    session(go, server)
+    assert waited[0] < 1.0
+
+
+def test_judge_exact_without_an_exact_judge_is_refused_before_any_image_is_made():
+    generator = FakeGenerator()
+    s = load_settings(judge="exact")
+    server = create_server(s, AgentLoop(s, generator=generator))
+
+    async def go(client):
+        return await client.call_tool("generate", {"prompt": "x", "requirements": QUESTIONS})
+
+    result = session(go, server)
+    assert result.is_error and "GEMS_JUDGE=exact" in result.content[0].text
+    assert generator.calls == []
