@@ -515,7 +515,12 @@ async def _watch_skills(mcp: GemsServer, loop: AgentLoop) -> None:
 
 
 async def _preload(loop: AgentLoop) -> None:
-    await anyio.to_thread.run_sync(lambda: loop.generator.defaults())
+    try:
+        await anyio.to_thread.run_sync(lambda: loop.generator.defaults())
+    except Exception as exc:
+        # Keep serving: generate then reports the same failure, and the user can fix GEMS_MODEL.
+        log.error("preload failed: %s", exc, exc_info=not isinstance(exc, GenerationError))
+        return
     log.info("model %s preloaded", loop.generator.name)
 
 

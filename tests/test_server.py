@@ -296,3 +296,22 @@ def test_judge_exact_without_an_exact_judge_is_refused_before_any_image_is_made(
     result = session(go, server)
     assert result.is_error and "GEMS_JUDGE=exact" in result.content[0].text
     assert generator.calls == []
+
+
+class _MissingModelGenerator(FakeGenerator):
+    def defaults(self):
+        raise GenerationError("GEMS_MODEL='/nope' does not exist; give a diffusers pipeline folder or a hub id.")
+
+
+def test_a_model_that_fails_to_preload_is_a_clear_error_and_the_server_keeps_serving():
+    s = load_settings(preload=True)
+    server = create_server(s, AgentLoop(s, generator=_MissingModelGenerator()))
+
+    async def go(client):
+        await anyio.sleep(0.2)  # the preload has failed by now
+        tools = await client.list_tools()
+        return tools, await client.call_tool("generate", {"prompt": "x"})
+
+    tools, result = session(go, server)
+    assert any(t.name == "generate" for t in tools.tools)
+    assert result.is_error and "GEMS_MODEL='/nope' does not exist" in result.content[0].text
