@@ -32,6 +32,8 @@ def pick_device(requested: str = "auto") -> str:
     if requested != "auto":
         if requested == "cuda" and not torch.cuda.is_available():
             raise GenerationError("GEMS_DEVICE=cuda but no CUDA device is visible; use auto, mps or cpu.")
+        if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise GenerationError("GEMS_DEVICE=mps but MPS is not available here; use auto, cuda or cpu.")
         return requested
     if torch.cuda.is_available():
         return "cuda"
@@ -95,7 +97,12 @@ class DiffusersGenerator:
             ) from exc
         if not callable(getattr(pipe, "__call__", None)) or not _accepts(pipe, "prompt"):
             raise GenerationError(f"GEMS_MODEL='{self._model}' is not a text-to-image pipeline (it takes no prompt).")
-        pipe.to(device)
+        try:
+            pipe.to(device)
+        except (RuntimeError, ValueError) as exc:  # out of memory, or a dtype the device lacks
+            raise GenerationError(
+                f"GEMS_MODEL='{self._model}' could not be put on {device}: {_first_line(exc)}"
+            ) from exc
         pipe.set_progress_bar_config(disable=True)
         log.info("loaded %s (%s) on %s as %s", self._model, type(pipe).__name__, device, dtype)
         self._device = device
@@ -177,8 +184,15 @@ class DiffusersGenerator:
         total = _effective_steps(request.steps, request.strength if edit else None)
         if _accepts(pipe, "callback_on_step_end"):
             kwargs["callback_on_step_end"] = on_step_end
-        with torch.inference_mode():
-            output = pipe(**kwargs)
+        try:
+            with torch.inference_mode():
+                output = pipe(**kwargs)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise GenerationError(
+                "the device ran out of memory; ask for fewer candidates (n), a smaller width/height or fewer steps."
+            ) from exc
+        except ValueError as exc:  # diffusers' check_inputs: sizes, lengths, strength the model cannot take
+            raise GenerationError(f"{type(pipe).__name__} refused the request: {_first_line(exc)}") from exc
         if stopped:
             raise GenerationCancelled("generation was cancelled")
         return [im.convert("RGB") for im in output.images]

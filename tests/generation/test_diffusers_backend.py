@@ -111,3 +111,19 @@ def test_server_runs_the_real_pipeline_and_survives_a_bad_model(tiny_model, tmp_
     assert not ok.is_error and [b.type for b in ok.content].count("resource_link") == 2
     assert failed.is_error and "does not exist" in failed.content[0].text
     assert any(t.name == "generate" for t in tools.tools)
+
+
+class _PickyPipeline:
+    """Stands in for a loaded pipeline whose input checks refuse the request, as SD3's do for sizes."""
+
+    def __call__(self, prompt, num_images_per_prompt=1, num_inference_steps=28, output_type="pil", width=None,
+                 height=None, generator=None, callback_on_step_end=None):
+        raise ValueError(f"`height` and `width` have to be divisible by 16 but are {height} and {width}.\nmore detail")
+
+
+def test_a_request_the_pipeline_refuses_is_a_clear_error():
+    generator = DiffusersGenerator("picky")
+    generator._pipe, generator._torch_generator_device = _PickyPipeline(), "cpu"
+    refused = "_PickyPipeline refused the request: `height` and `width` have to be divisible by 16 but are 72 and 72.$"
+    with pytest.raises(GenerationError, match=refused):
+        generator.generate(request(width=72, height=72, guidance=None))
