@@ -15,6 +15,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    problem = _settings_problem()
+    if problem:
+        print(f"gems-mcp: {problem}", file=sys.stderr)
+        return 2
     _configure_logging(args)
     return int(args.func(args) or 0)
 
@@ -68,10 +72,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _settings_problem() -> str | None:
+    """One line per GEMS_* variable that does not validate, or None when all do."""
+    from pydantic import ValidationError
+
+    from gems_mcp.config import load_settings
+
+    try:
+        load_settings()
+    except ValidationError as exc:
+        return "; ".join(f"GEMS_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+    return None
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
     from gems_mcp.config import load_settings
 
-    level = "DEBUG" if args.verbose else load_settings().log_level.upper()
+    level = "DEBUG" if args.verbose else load_settings().log_level
     # stdout belongs to the protocol (serve) or to the command's output.
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

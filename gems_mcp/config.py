@@ -60,7 +60,9 @@ class Settings(BaseSettings):
     thumbnail_size: int = Field(
         default=512, ge=64, le=1024, description="Longest side of the thumbnails tools return."
     )
-    log_level: str = Field(default="INFO", description="Log level of the server (stderr).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Log level of the server (stderr)."
+    )
 
     @field_validator("home", mode="before")
     @classmethod
@@ -68,6 +70,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return Path(os.path.expanduser(value))
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @property
     def skill_dirs(self) -> list[Path]:

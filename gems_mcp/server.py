@@ -114,7 +114,7 @@ def create_server(settings: Settings | None = None, loop: AgentLoop | None = Non
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        log_level=_sdk_level(settings.log_level),
+        log_level=settings.log_level,
     )
     _add_tools(mcp, loop, settings)
     _add_resources(mcp, loop)
@@ -522,8 +522,3 @@ async def _preload(loop: AgentLoop) -> None:
         log.error("preload failed: %s", exc, exc_info=not isinstance(exc, GenerationError))
         return
     log.info("model %s preloaded", loop.generator.name)
-
-
-def _sdk_level(level: str) -> Any:
-    level = level.upper()
-    return level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "INFO"

@@ -1,0 +1,20 @@
+"""The gems-mcp command line: settings problems are one readable line, not a traceback."""
+
+from __future__ import annotations
+
+from gems_mcp.cli import main
+from gems_mcp.config import load_settings
+
+
+def test_log_level_is_read_in_any_case(monkeypatch):
+    monkeypatch.setenv("GEMS_LOG_LEVEL", "debug")
+    assert load_settings().log_level == "DEBUG"
+
+
+def test_a_bad_setting_is_named_in_one_line_and_the_command_exits_2(monkeypatch, capsys):
+    monkeypatch.setenv("GEMS_LOG_LEVEL", "verbose")
+    monkeypatch.setenv("GEMS_MAX_ROUNDS", "0")
+    assert main(["skills", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gems-mcp: ") and len(err.strip().splitlines()) == 1
+    assert "GEMS_LOG_LEVEL" in err and "GEMS_MAX_ROUNDS" in err
