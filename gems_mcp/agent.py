@@ -62,13 +62,16 @@ class _State:
 class ReferenceAgent:
     """Solves one prompt at a time through an MCP client, under one condition and image budget."""
 
-    def __init__(self, client: Client, condition: Condition, budget: int = 5, log: IO[str] | None = None) -> None:
+    def __init__(
+        self, client: Client, condition: Condition, budget: int = 5, log: IO[str] | None = None, n: int = 1
+    ) -> None:
         if condition not in CONDITIONS:
             raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
         self.client = client
         self.condition = condition
         self.budget = budget
         self.log = log
+        self.n = n  # candidates per round in the loop conditions; refine keeps the first round's n
 
     async def solve(self, prompt: str, category: str = "", seed: int | None = None) -> Outcome:
         started = time.perf_counter()
@@ -79,7 +82,7 @@ class ReferenceAgent:
         else:
             state = await self._iterate(prompt, seed)
         images = 1 if self.condition == "single" else self.budget
-        used = len(state.curve) if self.condition in ("loop", "gems", "gems+lessons") else images
+        used = len(state.curve) * self.n if self.condition in ("loop", "gems", "gems+lessons") else images
         curve = state.curve + [state.curve[-1]] * (self.budget - len(state.curve)) if state.curve else []
         return Outcome(
             prompt=prompt,
@@ -107,7 +110,9 @@ class ReferenceAgent:
             prompt_used = _canonical(prompt)
         else:
             prompt_used = prompt
-        state = await self._generate(prompt_used, n=1, seed=seed, intent=prompt, skill=SKILL if use_memory else None)
+        state = await self._generate(
+            prompt_used, n=self.n, seed=seed, intent=prompt, skill=SKILL if use_memory else None
+        )
         while not state.done:
             history = await self._recall(state.trajectory_id) if use_memory else None
             lever, next_prompt, mode = self._choose(prompt, prompt_used, state, preferred, history)
@@ -270,7 +275,7 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
     error = None
     async with Client(server) as client:
         print(f"gems-mcp run: {prompt!r} (model: {settings.model or 'embedded shapes world'})", file=sys.stderr)
-        agent = ReferenceAgent(client, "gems", budget=settings.max_rounds, log=sys.stderr)
+        agent = ReferenceAgent(client, "gems", budget=settings.max_rounds, log=sys.stderr, n=n)
         try:
             outcome = await agent.solve(prompt, seed=seed)
         except AgentError as exc:

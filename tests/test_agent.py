@@ -6,12 +6,13 @@ import io
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import anyio
 import pytest
 from PIL import Image
 
-from gems_mcp.agent import _apply, _canonical, _tried
+from gems_mcp.agent import ReferenceAgent, _apply, _canonical, _tried
 from gems_mcp.benchmark import run_benchmark, split_prompts
 from gems_mcp.generation.embedded import world
 
@@ -83,3 +84,29 @@ def test_run_command_explains_a_prompt_outside_the_world(tmp_path):
     )
     assert done.returncode == 2
     assert "circle" in done.stderr and "GEMS_MODEL" in done.stderr
+
+
+class _CannedClient:
+    """An MCP client stand-in that records calls and answers with one round that passes everything."""
+
+    def __init__(self):
+        self.calls = []
+
+    async def call_tool(self, name, args):
+        self.calls.append((name, args))
+        text, data = "", {}
+        if name == "generate":
+            text = "trajectory t-0123456789 · round 1/5"
+        elif name == "critique":
+            answers = {"img-a": {"passed": True}, "img-b": {"passed": True}}
+            data = {"checklist": [{"id": "q1", "question": "Is there a red circle?", "kind": "object",
+                                   "answers": answers}], "images": list(answers), "status": "done (all_passed)"}
+        return SimpleNamespace(is_error=False, content=[SimpleNamespace(text=text)], structured_content=data)
+
+
+def test_the_loop_conditions_ask_for_the_candidates_per_round_they_were_given():
+    client = _CannedClient()
+    outcome = anyio.run(ReferenceAgent(client, "gems", budget=3, n=2).solve, "a red circle")
+    (generate,) = [args for name, args in client.calls if name == "generate"]
+    assert generate["n"] == 2
+    assert outcome.passed and outcome.images == 2
