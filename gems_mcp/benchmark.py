@@ -57,12 +57,19 @@ def _spread(prompts: list[tuple[str, str]], limit: int | None) -> list[tuple[str
     return picked
 
 
+def server_env(home: Path, budget: int) -> dict[str, str]:
+    """The stdio server's environment: the same settings the in-process server gets."""
+    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_MAX_ROUNDS": str(budget)}
+    env["GEMS_MAX_CANDIDATES"] = str(max(8, budget))  # best-of-B asks for B candidates in one call
+    env.pop("GEMS_MODEL", None)
+    return env
+
+
 @asynccontextmanager
 async def connect(home: Path, budget: int, transport: str = "memory") -> AsyncIterator[Client]:
     """A client on a fresh server whose round budget is the image budget."""
     if transport == "stdio":
-        env = {**os.environ, "GEMS_HOME": str(home), "GEMS_MAX_ROUNDS": str(budget)}
-        env.pop("GEMS_MODEL", None)
+        env = server_env(home, budget)
         params = StdioServerParameters(command=sys.executable, args=["-m", "gems_mcp", "serve"], env=env)
         async with Client(params) as client:
             yield client

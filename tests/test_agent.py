@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from gems_mcp.agent import ReferenceAgent, _apply, _canonical, _tried
-from gems_mcp.benchmark import run_benchmark, split_prompts
+from gems_mcp.benchmark import run_benchmark, server_env, split_prompts
+from gems_mcp.config import load_settings
 from gems_mcp.generation.embedded import world
 
 
@@ -110,3 +111,11 @@ def test_the_loop_conditions_ask_for_the_candidates_per_round_they_were_given():
     (generate,) = [args for name, args in client.calls if name == "generate"]
     assert generate["n"] == 2
     assert outcome.passed and outcome.images == 2
+
+
+def test_a_stdio_benchmark_server_accepts_best_of_b_for_any_budget(tmp_path, monkeypatch):
+    for name, value in server_env(tmp_path, budget=12).items():
+        if name.startswith("GEMS_"):
+            monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.max_rounds == 12 and settings.max_candidates >= 12
