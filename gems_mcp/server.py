@@ -406,7 +406,7 @@ def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
     def sheet(trajectory_id: str) -> bytes:
         try:
             return encode_png(loop.sheet(_trajectory(loop, trajectory_id)))
-        except LoopError as exc:
+        except (LoopError, UnknownImage) as exc:  # no rounds yet, or an image file deleted by hand
             raise ResourceError(str(exc)) from exc
 
 

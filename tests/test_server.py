@@ -315,3 +315,16 @@ def test_a_model_that_fails_to_preload_is_a_clear_error_and_the_server_keeps_ser
     tools, result = session(go, server)
     assert any(t.name == "generate" for t in tools.tools)
     assert result.is_error and "GEMS_MODEL='/nope' does not exist" in result.content[0].text
+
+
+def test_a_contact_sheet_whose_image_was_deleted_is_a_clear_error():
+    server, loop = make()
+
+    async def go(client):
+        gen = await client.call_tool("generate", {"prompt": "x"})
+        tid = gen.content[0].text.split()[1]
+        loop.images.path(gen.content[2].uri.split("/")[-1]).unlink()
+        with pytest.raises(Exception, match="No image"):
+            await client.read_resource(f"gems://trajectories/{tid}/sheet.png")
+
+    session(go, server)
