@@ -21,6 +21,7 @@ from gems_mcp.config import Settings, load_settings
 from gems_mcp.generation.base import GenerationError
 from gems_mcp.images import UnknownImage, contact_sheet, encode_png, thumbnail
 from gems_mcp.loop import AgentLoop, LoopError, Overrides, Recall, RoundResult, VerdictInput
+from gems_mcp.memory.store import MemoryStoreError
 from gems_mcp.types import Round, Trajectory
 
 log = logging.getLogger(__name__)
@@ -226,8 +227,8 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         return f"Trajectory {trajectory.id} is done ({trajectory.done_reason}).{answer}"
 
 
-# Errors whose message tells the agent (or the user configuring GEMS_MODEL) what to change.
-CORRECTABLE = (LoopError, UnknownImage, GenerationError)
+# Errors whose message tells the agent (or the user configuring GEMS_MODEL or GEMS_HOME) what to change.
+CORRECTABLE = (LoopError, UnknownImage, GenerationError, MemoryStoreError)
 
 
 async def _call(awaitable: Any) -> Any:

@@ -15,6 +15,7 @@ from PIL import Image
 from gems_mcp.config import load_settings
 from gems_mcp.generation.base import GenerationError
 from gems_mcp.loop import AgentLoop
+from gems_mcp.memory.store import MemoryBusy, MemoryStore
 from gems_mcp.server import create_server
 from tests.fakes import FakeGenerator, ScriptedJudge
 
@@ -328,3 +329,19 @@ def test_a_contact_sheet_whose_image_was_deleted_is_a_clear_error():
             await client.read_resource(f"gems://trajectories/{tid}/sheet.png")
 
     session(go, server)
+
+
+class _BusyStore(MemoryStore):
+    def save_trajectory(self, traj):
+        raise MemoryBusy("The memory database is locked by another gems-mcp process; try again in a moment.")
+
+
+def test_a_busy_memory_database_is_reported_in_its_own_words():
+    s = load_settings()
+    server = create_server(s, AgentLoop(s, generator=FakeGenerator(), judge=None, store=_BusyStore(s.home)))
+
+    async def go(client):
+        return await client.call_tool("generate", {"prompt": "x"})
+
+    result = session(go, server)
+    assert result.is_error and "locked by another gems-mcp process" in result.content[0].text
