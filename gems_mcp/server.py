@@ -265,8 +265,7 @@ def _round_content(result: RoundResult, settings: Settings) -> CallToolResult:
     if len(result.images) == 1:
         preview = result.images[0]
     else:
-        labels = [f"{i + 1}: {_score(result.trajectory, c)}" for i, c in enumerate(result.round.candidates)]
-        preview = contact_sheet(result.images, labels)
+        preview = contact_sheet(result.images, candidate_labels(result.trajectory, result.round))
     data, mime = thumbnail(preview, settings.thumbnail_size)
     content.append(ImageContent(type="image", data=base64.b64encode(data).decode(), mime_type=mime))
     for i, candidate in enumerate(result.round.candidates, start=1):
@@ -310,6 +309,14 @@ def round_summary(trajectory: Trajectory, rnd: Round, notes: list[str] | None = 
     lines.append(_status_line(trajectory))
     lines.extend(f"note: {n}" for n in notes or [])
     return "\n".join(lines)
+
+
+def candidate_labels(trajectory: Trajectory, rnd: Round) -> list[str]:
+    """Contact-sheet labels: the candidate's number, and its score once it has verdicts."""
+    return [
+        f"{i}: {_score(trajectory, c)}" if c.verdicts is not None else str(i)
+        for i, c in enumerate(rnd.candidates, start=1)
+    ]
 
 
 def _score(trajectory: Trajectory, candidate: Any) -> str:

@@ -16,7 +16,7 @@ from gems_mcp.config import load_settings
 from gems_mcp.generation.base import GenerationError
 from gems_mcp.loop import AgentLoop
 from gems_mcp.memory.store import MemoryBusy, MemoryStore
-from gems_mcp.server import create_server
+from gems_mcp.server import candidate_labels, create_server
 from tests.fakes import FakeGenerator, ScriptedJudge
 
 QUESTIONS = ["Is there a red circle?", "Is the sky blue?"]
@@ -345,3 +345,10 @@ def test_a_busy_memory_database_is_reported_in_its_own_words():
 
     result = session(go, server)
     assert result.is_error and "locked by another gems-mcp process" in result.content[0].text
+
+
+def test_contact_sheet_labels_show_scores_only_for_judged_candidates():
+    unjudged = anyio.run(lambda: make()[1].generate("x", QUESTIONS, n=2))
+    judged = anyio.run(lambda: make(judge=ScriptedJudge([[True, False]]))[1].generate("x", QUESTIONS, n=2))
+    assert candidate_labels(unjudged.trajectory, unjudged.round) == ["1", "2"]
+    assert candidate_labels(judged.trajectory, judged.round) == ["1: 1/2 passed", "2: 1/2 passed"]
