@@ -339,9 +339,13 @@ class AgentLoop:
             raise LoopError(str(exc)) from exc
         done = time.perf_counter()
         record = {**params.model_dump(exclude_none=True), "prompt": prompt, "model": self.generator.name}
-        candidates = [
-            Candidate(image_id=self.images.save(im, {**record, "seed": s}), seed=s) for im, s in zip(images, seeds, strict=True)
-        ]
+
+        def save_all() -> list[Candidate]:
+            pairs = zip(images, seeds, strict=True)
+            return [Candidate(image_id=self.images.save(im, {**record, "seed": s}), seed=s) for im, s in pairs]
+
+        # PNG encoding of a batch of large images takes seconds: not on the event loop.
+        candidates = await anyio.to_thread.run_sync(save_all)
         rnd = Round(
             index=len(trajectory.rounds) + 1,
             prompt=prompt,

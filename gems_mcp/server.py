@@ -155,7 +155,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         result = await _call(
             loop.generate(prompt, requirements, intent, skill, n, seed, overrides, _progress(ctx))
         )
-        return _round_content(result, settings)
+        return await anyio.to_thread.run_sync(_round_content, result, settings)
 
     @mcp.tool(annotations=_CREATES, structured_output=False)
     async def refine(
@@ -181,7 +181,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         result = await _call(
             loop.refine(trajectory_id, prompt, experience, mode, strength, n, seed, _progress(ctx))
         )
-        return _round_content(result, settings)
+        return await anyio.to_thread.run_sync(_round_content, result, settings)
 
     @mcp.tool(annotations=_RECORDS, structured_output=True)
     async def critique(

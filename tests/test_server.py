@@ -13,6 +13,7 @@ from mcp import Client
 from PIL import Image
 
 from gems_mcp.config import load_settings
+from gems_mcp.images import ImageStore
 from gems_mcp.generation.base import GenerationError
 from gems_mcp.loop import AgentLoop
 from gems_mcp.memory.store import MemoryBusy, MemoryStore
@@ -352,3 +353,29 @@ def test_contact_sheet_labels_show_scores_only_for_judged_candidates():
     judged = anyio.run(lambda: make(judge=ScriptedJudge([[True, False]]))[1].generate("x", QUESTIONS, n=2))
     assert candidate_labels(unjudged.trajectory, unjudged.round) == ["1", "2"]
     assert candidate_labels(judged.trajectory, judged.round) == ["1: 1/2 passed", "2: 1/2 passed"]
+
+
+class _SlowImageStore(ImageStore):
+    """Encodes as slowly as a batch of large PNGs does."""
+
+    def save(self, image, params=None):
+        time.sleep(1.5)
+        return super().save(image, params)
+
+
+def test_the_server_keeps_answering_while_a_round_is_saved():
+    s = load_settings()
+    loop = AgentLoop(s, generator=FakeGenerator(), judge=None, images=_SlowImageStore(s.home / "images"))
+    server = create_server(s, loop)
+    waited = []
+
+    async def go(client):
+        async with anyio.create_task_group() as tg:
+            t0 = time.monotonic()
+            tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x"}))
+            await anyio.sleep(0.3)  # the round is being saved by now
+            await client.list_tools()
+            waited.append(time.monotonic() - t0)
+
+    session(go, server)
+    assert waited[0] < 1.2
