@@ -150,7 +150,8 @@ class AgentLoop:
             _ = self.judge
 
         try:
-            await anyio.to_thread.run_sync(load)
+            # A cancelled call returns at once; the load goes on and the next call finds the model ready.
+            await anyio.to_thread.run_sync(load, abandon_on_cancel=True)
         except GenerationError as exc:
             raise LoopError(str(exc)) from exc
 

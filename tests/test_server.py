@@ -379,3 +379,21 @@ def test_the_server_keeps_answering_while_a_round_is_saved():
 
     session(go, server)
     assert waited[0] < 1.2
+
+
+def test_cancelling_a_call_while_the_model_loads_returns_at_once_and_the_load_goes_on():
+    generator = _SlowLoadingGenerator(load_seconds=1.5)
+    server, _ = make(generator)
+    took = []
+
+    async def go(client):
+        t0 = time.monotonic()
+        with anyio.move_on_after(0.3):
+            await client.call_tool("generate", {"prompt": "x"})
+        await client.list_tools()
+        took.append(time.monotonic() - t0)
+        return await client.call_tool("generate", {"prompt": "x"})
+
+    result = session(go, server)
+    assert took[0] < 1.0
+    assert not result.is_error and generator.loaded
