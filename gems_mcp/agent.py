@@ -266,11 +266,22 @@ def _experience(state: _State, lever: str) -> str:
 
 async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = None, seed: int | None = None) -> str:
     """`gems-mcp run`: the gems condition on one prompt, in-process; saves the best image and the sheet."""
+    import anyio.to_thread
+
     from gems_mcp.config import load_settings
+    from gems_mcp.loop import AgentLoop
     from gems_mcp.server import create_server
 
     settings = load_settings(max_rounds=rounds) if rounds else load_settings()
-    server = create_server(settings)
+    loop = AgentLoop(settings)
+    if await anyio.to_thread.run_sync(lambda: loop.judge) is None:
+        # Without verdicts the scripted agent could not tell a good round from a bad one.
+        raise ValueError(
+            f"{settings.model or 'this model'} has no server judge (GEMS_JUDGE={settings.judge}), so gems-mcp run "
+            "cannot check its images; unset GEMS_MODEL to run the embedded model, or use gems-mcp serve with an "
+            "agent that answers the checklist itself."
+        )
+    server = create_server(settings, loop)
     out.mkdir(parents=True, exist_ok=True)
     error = None
     async with Client(server) as client:

@@ -12,7 +12,7 @@ import anyio
 import pytest
 from PIL import Image
 
-from gems_mcp.agent import ReferenceAgent, _apply, _canonical, _tried
+from gems_mcp.agent import ReferenceAgent, _apply, _canonical, _tried, run_prompt
 from gems_mcp.benchmark import run_benchmark, server_env, split_prompts
 from gems_mcp.config import load_settings
 from gems_mcp.generation.embedded import world
@@ -119,3 +119,9 @@ def test_a_stdio_benchmark_server_accepts_best_of_b_for_any_budget(tmp_path, mon
             monkeypatch.setenv(name, value)
     settings = load_settings()
     assert settings.max_rounds == 12 and settings.max_candidates >= 12
+
+
+def test_run_refuses_a_model_without_a_judge_before_generating(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMS_MODEL", str(tmp_path / "no-such-model"))
+    with pytest.raises(ValueError, match="has no server judge"):
+        anyio.run(run_prompt, "a red circle", tmp_path / "out")
