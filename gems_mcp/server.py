@@ -425,7 +425,7 @@ def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
         except LookupError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
 
-    @mcp.resource("skill://{skill_id}/{file}", name="skill reference", mime_type="text/markdown",
+    @mcp.resource("skill://{skill_id}/{+file}", name="skill reference", mime_type="text/markdown",
                   description="A reference file of a skill (see its references list).")
     def skill_reference(skill_id: str, file: str) -> str:
         try:

@@ -119,3 +119,21 @@ def test_generate_with_a_user_skill_uses_its_questions_and_defaults(tmp_path):
     assert not result.is_error
     assert "? q2 Is the text legible?" in text
     assert "7 steps" in text
+
+
+def test_a_reference_file_is_read_at_the_uri_the_skill_tool_gives():
+    server, _ = make()
+
+    async def go(client):
+        called = await client.call_tool("skill_text-rendering", {"prompt": "a shop sign"})
+        text = called.content[0].text
+        listed = text.split("## References")[1].splitlines()[1].removeprefix("- ")
+        return listed, await client.read_resource(f"skill://text-rendering/{listed}")
+
+    async def main():
+        async with Client(server) as client:
+            return await go(client)
+
+    listed, resource = anyio.run(main)
+    assert listed == "references/typography.md"
+    assert resource.contents[0].text.startswith("# Typography")
