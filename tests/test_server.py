@@ -397,3 +397,30 @@ def test_cancelling_a_call_while_the_model_loads_returns_at_once_and_the_load_go
     result = session(go, server)
     assert took[0] < 1.0
     assert not result.is_error and generator.loaded
+
+
+def test_a_call_after_a_cancelled_one_reports_it_is_queued_while_the_device_finishes_the_step():
+    generator = FakeGenerator(step_delay=0.5)
+    server, _ = make(generator)
+    messages: list[str] = []
+
+    async def go(client):
+        started = anyio.Event()
+
+        async def first_progress(progress, total, message):
+            if message == "started":
+                started.set()
+
+        async def second_progress(progress, total, message):
+            messages.append(message)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x", "steps": 20},
+                                                   progress_callback=first_progress))
+            await started.wait()
+            tg.cancel_scope.cancel()
+        return await client.call_tool("generate", {"prompt": "y", "steps": 1}, progress_callback=second_progress)
+
+    result = session(go, server)
+    assert not result.is_error and generator.max_active == 1
+    assert messages[0] == "queued: 1 job ahead"

@@ -25,29 +25,43 @@ class DeviceQueue:
         # A thread lock, not an anyio one: a cancelled job's thread keeps the device until
         # its next step notices the stop flag, and the next job must wait for that.
         self._device = threading.Lock()
+        self._count_lock = threading.Lock()
         self._waiting = 0
 
     @property
     def waiting(self) -> int:
-        """Jobs queued or running."""
+        """Jobs queued, running, or cancelled but still finishing their step on the device."""
         return self._waiting
 
     async def run(self, work: Work[T], progress: ProgressFn | None = None) -> T:
         """Run ``work`` when the device is free; report queue place and steps through ``progress``."""
         stop = threading.Event()
         send, receive = anyio.create_memory_object_stream[tuple[float, float | None, str]](64)
-        ahead = self._waiting
-        self._waiting += 1
+        with self._count_lock:
+            ahead = self._waiting
+            self._waiting += 1
+        entered = threading.Event()
+        left = threading.Event()
+
+        def leave() -> None:
+            with self._count_lock:
+                if not left.is_set():
+                    left.set()
+                    self._waiting -= 1
 
         def on_step(step: int, total: int) -> None:
             _post(send, (float(step), float(total), f"step {step}/{total}"))
 
         def job() -> T:
-            with self._device:
-                if stop.is_set():  # cancelled while waiting for the device
-                    raise GenerationCancelled("cancelled before it started")
-                _post(send, (0.0, None, "started"))
-                return work(on_step, stop.is_set)
+            entered.set()
+            try:
+                with self._device:
+                    if stop.is_set():  # cancelled while waiting for the device
+                        raise GenerationCancelled("cancelled before it started")
+                    _post(send, (0.0, None, "started"))
+                    return work(on_step, stop.is_set)
+            finally:
+                leave()  # a cancelled job counts until its thread lets go of the device
 
         result: list[T] = []
         failed: list[Exception] = []
@@ -78,7 +92,8 @@ class DeviceQueue:
             stop.set()
             raise
         finally:
-            self._waiting -= 1
+            if not entered.is_set():  # cancelled before a worker thread picked the job up
+                leave()
         return result[0]
 
 
