@@ -175,7 +175,8 @@ class DiffusersGenerator:
         def on_step_end(p: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
             nonlocal stopped
             if on_step is not None:
-                on_step(step + 1, total)
+                # The pipeline's own count: flow-matching img2img keeps more steps than int(steps * strength).
+                on_step(step + 1, getattr(p, "_num_timesteps", None) or total)
             if should_stop is not None and should_stop():
                 stopped = True
                 p._interrupt = True

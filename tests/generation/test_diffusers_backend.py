@@ -127,3 +127,24 @@ def test_a_request_the_pipeline_refuses_is_a_clear_error():
     refused = "_PickyPipeline refused the request: `height` and `width` have to be divisible by 16 but are 72 and 72.$"
     with pytest.raises(GenerationError, match=refused):
         generator.generate(request(width=72, height=72, guidance=None))
+
+
+class _ShortSchedulePipeline:
+    """Runs fewer timesteps than asked, as img2img does after strength trims the schedule."""
+
+    def __call__(self, prompt, num_images_per_prompt=1, num_inference_steps=28, output_type="pil", width=None,
+                 height=None, generator=None, callback_on_step_end=None):
+        from PIL import Image
+
+        self._num_timesteps = 3
+        for i in range(self._num_timesteps):
+            callback_on_step_end(self, i, 0, {})
+        return type("Output", (), {"images": [Image.new("RGB", (width, height))] * num_images_per_prompt})()
+
+
+def test_progress_counts_the_steps_the_pipeline_really_runs():
+    generator = DiffusersGenerator("short")
+    generator._pipe, generator._torch_generator_device = _ShortSchedulePipeline(), "cpu"
+    steps = []
+    generator.generate(request(steps=5, guidance=None), on_step=lambda s, n: steps.append((s, n)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
