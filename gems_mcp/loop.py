@@ -579,6 +579,8 @@ def _agent_verdicts(
 ) -> list[Verdict]:
     """The agent's answers, one per question, merged over what a judge said before."""
     ids = [r.id for r in checklist]
+    if not ids and answers:
+        raise LoopError("this trajectory has no checklist, so there is nothing to answer; pass verdicts=[].")
     seen: set[str] = set()
     for a in answers:
         if a.id not in ids:

@@ -179,3 +179,10 @@ def test_refining_a_trajectory_without_rounds_is_a_clear_error():
     loop.store.save_trajectory(empty)  # as an older version left it when round 1 was cancelled
     with pytest.raises(LoopError, match="no rounds to refine"):
         run(loop.refine, empty.id, "y")
+
+
+def test_verdicts_for_a_trajectory_without_a_checklist_are_refused_in_words():
+    loop = make_loop()
+    tid = run(loop.generate, "x").trajectory.id
+    with pytest.raises(LoopError, match="has no checklist"):
+        run(loop.critique, tid, verdicts=[VerdictInput(id="q1", passed=True)])
