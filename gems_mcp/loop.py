@@ -387,7 +387,7 @@ class AgentLoop:
         total = len(trajectory.checklist)
         if total and any(r.judged and r.passed == total for r in trajectory.rounds):
             self._finish(trajectory, "all_passed")
-        elif len(trajectory.rounds) >= trajectory.max_rounds and last.judged:
+        elif len(trajectory.rounds) >= trajectory.max_rounds and (last.judged or not total):
             self._finish(trajectory, "budget_spent")
         trajectory.updated_at = time.time()
 

@@ -156,7 +156,8 @@ def test_skill_adds_its_questions_and_fills_unset_defaults():
 def test_without_a_checklist_the_round_budget_still_ends_the_trajectory():
     loop = make_loop(max_rounds=2)
     tid = run(loop.generate, "x").trajectory.id
-    run(loop.refine, tid, "y")
+    last = run(loop.refine, tid, "y")
+    assert (last.trajectory.status, last.trajectory.done_reason) == ("done", "budget_spent")
     with pytest.raises(LoopError, match="2-round budget"):
         run(loop.refine, tid, "z")
 
