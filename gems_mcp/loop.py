@@ -6,7 +6,7 @@ import logging
 import random
 import threading
 import time
-from collections import defaultdict
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -104,7 +104,8 @@ class AgentLoop:
         self.images = images or ImageStore(settings.home / "images")
         self._skills = skills
         self.queue = DeviceQueue()
-        self._locks: defaultdict[str, anyio.Lock] = defaultdict(anyio.Lock)
+        # Weak values: a lock lives while a call holds it, so ids a client makes up are not kept forever.
+        self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
         self._generator_lock = threading.Lock()
 
     # -- collaborators, resolved lazily so tools/list never waits for torch -------------
@@ -187,7 +188,7 @@ class AgentLoop:
             max_rounds=self.settings.max_rounds,
         )
         # Stored only with its first round: a failed or cancelled round 1 leaves no empty trajectory.
-        async with self._locks[trajectory.id]:
+        async with self._lock(trajectory.id):
             return await self._run_round(trajectory, prompt, "generate", params, _seeds(seed, n), None, progress, notes)
 
     # -- refine -------------------------------------------------------------------------
@@ -213,7 +214,7 @@ class AgentLoop:
             raise LoopError("strength applies only to mode='edit'; leave it out for regenerate.")
         if strength is not None and not 0 < strength <= 1:
             raise LoopError(f"strength must be in (0, 1], got {strength}.")
-        async with self._locks[trajectory_id]:
+        async with self._lock(trajectory_id):
             trajectory = self._get(trajectory_id)
             _check_can_continue(trajectory)
             await self._ready(edit=mode == "edit")
@@ -245,7 +246,7 @@ class AgentLoop:
         image_id: str | None = None,
     ) -> tuple[Trajectory, Round, list[str]]:
         """Judge a round with the server judge, or record the agent's verdicts for one of its images."""
-        async with self._locks[trajectory_id]:
+        async with self._lock(trajectory_id):
             trajectory = self._get(trajectory_id)
             try:
                 rnd = trajectory.round(round_index)
@@ -266,7 +267,7 @@ class AgentLoop:
 
     async def close(self, trajectory_id: str) -> Trajectory:
         """End a trajectory by the agent's choice; its lessons are kept."""
-        async with self._locks[trajectory_id]:
+        async with self._lock(trajectory_id):
             trajectory = self._get(trajectory_id)
             if trajectory.status != "done":
                 self._finish(trajectory, "closed")
@@ -403,6 +404,13 @@ class AgentLoop:
         log.info("trajectory %s done (%s), %d lessons kept", trajectory.id, reason, len(lessons))
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _lock(self, trajectory_id: str) -> anyio.Lock:
+        """The lock that keeps one trajectory's calls in order."""
+        lock = self._locks.get(trajectory_id)
+        if lock is None:
+            lock = self._locks[trajectory_id] = anyio.Lock()
+        return lock
 
     def _get(self, trajectory_id: str) -> Trajectory:
         try:

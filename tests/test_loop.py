@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import anyio
 import pytest
 
@@ -187,3 +189,12 @@ def test_verdicts_for_a_trajectory_without_a_checklist_are_refused_in_words():
     tid = run(loop.generate, "x").trajectory.id
     with pytest.raises(LoopError, match="has no checklist"):
         run(loop.critique, tid, verdicts=[VerdictInput(id="q1", passed=True)])
+
+
+def test_calls_on_made_up_trajectory_ids_leave_nothing_behind():
+    loop = make_loop()
+    for i in range(50):
+        with pytest.raises(LoopError):
+            run(loop.refine, f"t-made-up-{i}" * 100, "x")
+    gc.collect()
+    assert len(loop._locks) == 0
