@@ -180,6 +180,10 @@ class DiffusersGenerator:
             if should_stop is not None and should_stop():
                 stopped = True
                 p._interrupt = True
+                if not hasattr(type(p), "interrupt"):
+                    # About a third of diffusers' pipelines (Kandinsky 3, Stable Cascade, ...) never read the
+                    # flag; leaving through the callback stops them within this step too.
+                    raise GenerationCancelled("generation was cancelled")
             return callback_kwargs
 
         total = _effective_steps(request.steps, request.strength if edit else None)

@@ -148,3 +148,25 @@ def test_progress_counts_the_steps_the_pipeline_really_runs():
     steps = []
     generator.generate(request(steps=5, guidance=None), on_step=lambda s, n: steps.append((s, n)))
     assert steps == [(1, 3), (2, 3), (3, 3)]
+
+
+class _NoInterruptPipeline:
+    """Calls back every step but never reads an interrupt flag, like Kandinsky 3 or Stable Cascade."""
+
+    def __call__(self, prompt, num_images_per_prompt=1, num_inference_steps=28, output_type="pil", width=None,
+                 height=None, generator=None, callback_on_step_end=None):
+        from PIL import Image
+
+        for i in range(num_inference_steps):
+            callback_on_step_end(self, i, 0, {})
+        return type("Output", (), {"images": [Image.new("RGB", (width, height))] * num_images_per_prompt})()
+
+
+def test_stop_ends_denoising_within_a_step_even_where_the_pipeline_ignores_interrupt():
+    generator = DiffusersGenerator("no-interrupt")
+    generator._pipe, generator._torch_generator_device = _NoInterruptPipeline(), "cpu"
+    seen = []
+    with pytest.raises(GenerationCancelled):
+        generator.generate(request(steps=10, guidance=None), on_step=lambda s, n: seen.append(s),
+                           should_stop=lambda: len(seen) >= 2)
+    assert seen == [1, 2]
