@@ -175,11 +175,15 @@ class AgentLoop:
         self._check_n(n)
         _check_seed(seed)
         body = self._skill_body(skill)
-        overrides = _with_skill_defaults(overrides or Overrides(), body)
         await self._ready()
+        defaults, unfit = self._skill_defaults(body)
+        overrides = _with_skill_defaults(overrides or Overrides(), defaults)
         self._validate_prompt(prompt)
         params = self._params(overrides)
         checklist, notes = self._checklist(intent, requirements, body)
+        if unfit:
+            notes.append(f"skill {skill}'s defaults for {', '.join(unfit)} do not fit {self.generator.name}; "
+                         "the model's own were used")
         trajectory = Trajectory(
             intent=intent,
             checklist=checklist,
@@ -436,6 +440,30 @@ class AgentLoop:
         except LookupError as exc:
             raise LoopError(str(exc).strip("'\"")) from exc
 
+    def _skill_defaults(self, body: SkillBody | None) -> tuple[dict[str, Any], list[str]]:
+        """The skill's defaults this model can take, and the names of those it cannot.
+
+        A skill is written for any model; its negative prompt or 1024-px size must not turn into an
+        error about arguments the agent never passed.
+        """
+        if body is None:
+            return {}, []
+        limits = self.generator.defaults()
+        fits = {
+            "width": lambda v: 16 <= v <= limits.max_side,
+            "height": lambda v: 16 <= v <= limits.max_side,
+            "steps": lambda v: 1 <= v <= limits.max_steps,
+            "guidance": lambda v: self.generator.supports("guidance"),
+            "negative_prompt": lambda v: self.generator.supports("negative_prompt"),
+        }
+        usable, unfit = {}, []
+        for name, value in body.defaults.model_dump(exclude_none=True).items():
+            if fits.get(name, lambda v: True)(value):
+                usable[name] = value
+            else:
+                unfit.append(name)
+        return usable, unfit
+
     def _params(self, overrides: Overrides) -> GenerationParams:
         defaults = self.generator.defaults()
         width = defaults.width if overrides.width is None else overrides.width
@@ -536,11 +564,8 @@ def _seeds(seed: int | None, n: int) -> list[int]:
     return [(start + i) % (MAX_SEED + 1) for i in range(n)]
 
 
-def _with_skill_defaults(overrides: Overrides, body: SkillBody | None) -> Overrides:
+def _with_skill_defaults(overrides: Overrides, defaults: dict[str, Any]) -> Overrides:
     """Skill defaults fill only what the caller left unset."""
-    if body is None:
-        return overrides
-    defaults = body.defaults.model_dump(exclude_none=True)
     given = overrides.model_dump(exclude_none=True)
     return Overrides(**{**defaults, **given})
 

@@ -198,3 +198,12 @@ def test_calls_on_made_up_trajectory_ids_leave_nothing_behind():
             run(loop.refine, f"t-made-up-{i}" * 100, "x")
     gc.collect()
     assert len(loop._locks) == 0
+
+
+def test_skill_defaults_the_model_cannot_take_are_left_out_with_a_note():
+    loop = AgentLoop(load_settings(), generator=FakeGenerator(negative=False), judge=None)
+    result = run(loop.generate, "a cat", skill="logo-icon")  # 1024 px and a negative prompt
+    params = result.round.params
+    assert (params.width, params.height, params.negative_prompt) == (64, 64, None)
+    assert params.steps == 35 and params.guidance == 7.5
+    assert any("width, height" in n and "negative_prompt" in n for n in result.notes)
