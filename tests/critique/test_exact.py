@@ -1,0 +1,86 @@
+"""ExactJudge against rendered ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gems_mcp.critique.base import Judge
+from gems_mcp.critique.exact import ExactJudge, find_objects
+from gems_mcp.generation.embedded import world
+from gems_mcp.types import Requirement
+
+
+def _upscaled(objects: list[world.Placed], side: int = 256) -> Image.Image:
+    return Image.fromarray(world.render(objects)).resize((side, side), Image.Resampling.NEAREST)
+
+
+def _negatives(spec: world.SceneSpec, objects: list[world.Placed], rng: np.random.Generator) -> list[Requirement]:
+    """Questions whose true answer is no, built by changing the prompt's facts."""
+    group = spec.groups[0]
+    absent = [c for c in world.COLORS if c not in {o.color for o in objects}]
+    checks: list[dict] = [
+        {"type": "exactly", "shape": group.shape, "color": group.color, "n": group.count + 1},
+        {"type": "at_least", "shape": group.shape, "color": absent[int(rng.integers(len(absent)))], "n": 1},
+        {"type": "only", "groups": [{"shape": g.shape, "color": g.color, "n": g.count} for g in spec.groups]
+         + [{"shape": "triangle", "color": absent[0], "n": 1}]},
+    ]
+    if spec.relation:
+        opposite = {"left": "right", "right": "left", "above": "below", "below": "above"}[spec.relation]
+        a, b = ({"shape": g.shape, "color": g.color} for g in spec.groups)
+        checks.append({"type": "relation", "relation": opposite, "a": a, "b": b})
+    return [Requirement(id=f"n{i}", question="negative", check=c) for i, c in enumerate(checks)]
+
+
+def test_judge_answers_at_least_99_percent_right_on_1000_rendered_scenes() -> None:
+    rng = np.random.default_rng(11)
+    judge = ExactJudge()
+    right = total = 0
+    for i in range(1000):
+        spec = world.sample_spec((*world.CATEGORIES, "groups")[i % 7], rng)
+        objects = world.place(spec, rng)
+        image = _upscaled(objects)
+        yes = judge.verify(image, world.checklist(spec.caption()))
+        no = judge.verify(image, _negatives(spec, objects, rng))
+        right += sum(v.passed for v in yes) + sum(not v.passed for v in no)
+        total += len(yes) + len(no)
+    assert right / total >= 0.99
+
+
+@pytest.mark.parametrize("side", [32, 96, 256, 1024])
+def test_judge_finds_the_same_objects_at_any_size(side: int) -> None:
+    spec = world.parse("two red circles and a blue triangle")
+    objects = world.place(spec, np.random.default_rng(2))
+    found = sorted((f.color, f.shape) for f in find_objects(_upscaled(objects, side)))
+    assert found == [("blue", "triangle"), ("red", "circle"), ("red", "circle")]
+
+
+def test_empty_image_has_no_objects_and_fails_existence() -> None:
+    image = Image.new("RGB", (256, 256), world.BACKGROUND)
+    verdicts = ExactJudge().verify(image, world.checklist("a red circle"))
+    assert not any(v.passed for v in verdicts[:-1])
+
+
+def test_question_without_a_check_fails_with_an_explanation() -> None:
+    image = _upscaled(world.place(world.parse("a red circle"), np.random.default_rng(0)))
+    reqs = [
+        Requirement(id="q1", question="Is it pretty?"),
+        Requirement(id="q2", question="Odd", check={"type": "smiles"}),
+    ]
+    verdicts = ExactJudge().verify(image, reqs)
+    assert [v.requirement_id for v in verdicts] == ["q1", "q2"]
+    assert not any(v.passed for v in verdicts)
+    assert all("cannot check" in (v.note or "") for v in verdicts)
+
+
+def test_verdict_notes_say_what_was_found() -> None:
+    image = _upscaled(world.place(world.parse("a green square"), np.random.default_rng(0)))
+    verdicts = ExactJudge().verify(image, world.checklist("a red circle"))
+    assert "green square" in (verdicts[0].note or "")
+    assert verdicts[0].judge == "exact"
+
+
+def test_exact_judge_implements_the_judge_protocol() -> None:
+    assert isinstance(ExactJudge(), Judge)
+    assert ExactJudge().name == "exact"
