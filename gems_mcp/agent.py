@@ -134,10 +134,11 @@ class ReferenceAgent:
         spec = _spec(intent)
         failed_kinds = {row["kind"] for row in state.last_failed}
         order: list[str] = [lever for lever in preferred if lever in LEVERS]
-        if len(state.last_failed) == 1 and state.best_fraction >= 0.5:
-            order.append("edit")
         if "position" in failed_kinds:
+            # An edit keeps the layout, which is what is wrong: restate the relation instead.
             order.append("mirror")
+        elif len(state.last_failed) == 1 and state.best_fraction >= 0.5:
+            order.append("edit")
         if "attribute" in failed_kinds or "count" in failed_kinds:
             order.append("reorder")
         order.append("reseed")
@@ -148,7 +149,7 @@ class ReferenceAgent:
         tried = _tried(history)
         for lever in dict.fromkeys(order):
             prompt, mode = _apply(lever, spec, current, intent)
-            if lever in ("reseed", "edit") or (prompt, mode) not in tried:
+            if lever == "reseed" or (prompt, mode) not in tried:
                 return lever, prompt, mode
         return "reseed", *_apply("reseed", spec, current, intent)
 
