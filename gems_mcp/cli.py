@@ -30,8 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from gems_mcp import __version__
-    from gems_mcp.memory.commands import add_memory_command
-    from gems_mcp.skills import add_skills_command
+    from gems_mcp.commands.memory import add_memory_command
+    from gems_mcp.commands.skills import add_skills_command
 
     parser = argparse.ArgumentParser(prog="gems-mcp", description="GEMS image-generation loop as an MCP server.")
     parser.add_argument("--version", action="version", version=f"gems-mcp {__version__}")

@@ -9,13 +9,13 @@ from pathlib import Path
 import anyio
 import pytest
 
+from gems_mcp.commands.skills import add_skills_command
 from gems_mcp.skills import (
     MAX_DESCRIPTION_CHARS,
     InvalidSkill,
     SkillLibrary,
     UnknownReference,
     UnknownSkill,
-    add_skills_command,
     default_builtin_dir,
     watch,
 )

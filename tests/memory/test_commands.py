@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gems_mcp.memory.commands import add_memory_command
+from gems_mcp.commands.memory import add_memory_command
 from gems_mcp.memory.lessons import extract_lessons
 from gems_mcp.memory.store import MemoryStore
 from gems_mcp.types import Trajectory

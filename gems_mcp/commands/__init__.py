@@ -1,0 +1,1 @@
+"""Command-line subcommands that print to stdout (never imported by the server)."""
