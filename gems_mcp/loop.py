@@ -19,7 +19,7 @@ from gems_mcp.config import Settings
 from gems_mcp.generation.base import GenerationError, GenerationRequest, Generator
 from gems_mcp.generation.queue import DeviceQueue, ProgressFn
 from gems_mcp.images import ImageStore, UnknownImage, contact_sheet
-from gems_mcp.memory.lessons import LessonHit, extract_lessons, recall_lessons
+from gems_mcp.memory.lessons import LessonHit, classify_kind, extract_lessons, recall_lessons
 from gems_mcp.memory.store import MemoryStore, UnknownTrajectory
 from gems_mcp.memory.views import MemoryView, build_view, derive_experience
 from gems_mcp.types import (
@@ -514,8 +514,6 @@ class AgentLoop:
             )
         if len(questions) > MAX_QUESTIONS:
             raise LoopError(f"a checklist holds at most {MAX_QUESTIONS} questions, got {len(questions)}.")
-        from gems_mcp.memory.lessons import classify_kind
-
         for i, req in enumerate(questions, start=1):
             req.id = f"q{i}"
             if req.kind == "other":
