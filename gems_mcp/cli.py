@@ -114,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import anyio
 
-    from gems_mcp.agent import run_prompt
+    from gems_mcp.bench.agent import run_prompt
 
     try:
         report = anyio.run(lambda: run_prompt(args.prompt, args.out, n=args.n, rounds=args.rounds, seed=args.seed))
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bench_embedded(args: argparse.Namespace) -> int:
-    from gems_mcp.generation.embedded import bench
+    from gems_mcp.shapes import bench
 
     bench.run(limit=args.limit, out=sys.stdout)
     return 0
@@ -135,7 +135,7 @@ def _bench_embedded(args: argparse.Namespace) -> int:
 def _bench_loop(args: argparse.Namespace) -> int:
     import anyio
 
-    from gems_mcp.benchmark import run_benchmark
+    from gems_mcp.bench.loop import run_benchmark
 
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     try:
@@ -153,7 +153,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
     from gems_mcp import __version__
     from gems_mcp.config import load_settings
-    from gems_mcp.generation import load_generator
+    from gems_mcp.backends import load_generator
 
     settings = load_settings()
     print(f"gems-mcp {__version__} on Python {platform.python_version()}")

@@ -116,7 +116,7 @@ class AgentLoop:
             # A preload thread and a first call may race here; a second generator would load a second model.
             with self._generator_lock:
                 if self._generator is None:
-                    from gems_mcp.generation import load_generator
+                    from gems_mcp.backends import load_generator
 
                     self._generator = load_generator(self.settings)
         return self._generator

@@ -81,7 +81,7 @@ def test_builtin_descriptions_fit_the_manifest_budget():
 
 
 def test_shapes_world_skill_names_every_color_of_the_embedded_world():
-    world = pytest.importorskip("gems_mcp.generation.embedded.world")
+    world = pytest.importorskip("gems_mcp.shapes.world")
     info = builtin_library().skills()["shapes-world"]
     instructions = builtin_library().body("shapes-world").instructions
 

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from gems_mcp.critique.base import Judge
-from gems_mcp.critique.exact import ExactJudge, find_objects
-from gems_mcp.generation.embedded import world
+from gems_mcp.shapes.judge import ExactJudge, find_objects
+from gems_mcp.shapes import world
 from gems_mcp.types import Requirement
 
 

@@ -12,10 +12,10 @@ import anyio
 import pytest
 from PIL import Image
 
-from gems_mcp.agent import ReferenceAgent, _apply, _canonical, _tried, run_prompt
-from gems_mcp.benchmark import run_benchmark, server_env, split_prompts
+from gems_mcp.bench.agent import ReferenceAgent, _apply, _canonical, _tried, run_prompt
+from gems_mcp.bench.loop import run_benchmark, server_env, split_prompts
 from gems_mcp.config import load_settings
-from gems_mcp.generation.embedded import world
+from gems_mcp.shapes import world
 
 
 def test_levers_rewrite_within_the_grammar():
@@ -50,7 +50,7 @@ def test_splits_are_fixed_disjoint_and_cover_every_category():
 def test_a_small_slice_runs_every_condition_through_a_stdio_server(tmp_path, monkeypatch):
     out = io.StringIO()
     conditions = ["single", "best-of-B", "loop", "gems", "gems+lessons"]
-    import gems_mcp.benchmark as bench
+    import gems_mcp.bench.loop as bench
 
     monkeypatch.setattr(bench, "WARMUP_PROMPTS", 1)
     results = anyio.run(lambda: run_benchmark("test", 2, None, 2, conditions, tmp_path, out, "stdio"))

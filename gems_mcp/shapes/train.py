@@ -1,4 +1,4 @@
-"""Train the embedded model: `python -m gems_mcp.generation.embedded.train --minutes N --out DIR [--resume]`."""
+"""Train the embedded model: `python -m gems_mcp.shapes.train --minutes N --out DIR [--resume]`."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gems_mcp.generation.embedded import world
-from gems_mcp.generation.embedded.model import (
+from gems_mcp.shapes import world
+from gems_mcp.shapes.model import (
     ModelConfig,
     ShapesModel,
     fold,

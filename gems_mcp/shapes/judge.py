@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from gems_mcp.generation.embedded.world import BACKGROUND, PALETTE, native_pixels, relation_holds
+from gems_mcp.shapes.world import BACKGROUND, PALETTE, native_pixels, relation_holds
 from gems_mcp.types import Requirement, Verdict
 
 MIN_AREA = 8

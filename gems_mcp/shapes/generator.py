@@ -18,11 +18,11 @@ from gems_mcp.generation.base import (
     GenerationRequest,
     StepCallback,
 )
-from gems_mcp.generation.embedded import world
+from gems_mcp.shapes import world
 
 if TYPE_CHECKING:
-    from gems_mcp.critique.exact import ExactJudge
-    from gems_mcp.generation.embedded.model import ShapesModel
+    from gems_mcp.shapes.judge import ExactJudge
+    from gems_mcp.shapes.model import ShapesModel
     from gems_mcp.types import Requirement
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class EmbeddedGenerator:
         return world.checklist(prompt)
 
     def judge(self) -> ExactJudge:
-        from gems_mcp.critique.exact import ExactJudge
+        from gems_mcp.shapes.judge import ExactJudge
 
         return ExactJudge()
 
@@ -83,7 +83,7 @@ class EmbeddedGenerator:
         """The loaded model; the first caller loads it, concurrent callers wait for that load."""
         with self._load_lock:
             if self._model is None:
-                from gems_mcp.generation.embedded.model import load_weights
+                from gems_mcp.shapes.model import load_weights
 
                 log.info("loading embedded model from %s", self._folder)
                 self._model, _ = load_weights(self._folder, self._device)
@@ -151,7 +151,7 @@ def _run(
     guidance: float,
     step: Callable[[int, int], None],
 ) -> list[Image.Image]:
-    from gems_mcp.generation.embedded.model import SampleJob, sample, to_tensor, to_uint8, tokenize
+    from gems_mcp.shapes.model import SampleJob, sample, to_tensor, to_uint8, tokenize
 
     job = SampleJob([tokenize(spec)] * len(request.seeds), list(request.seeds), request.steps, guidance)
     if request.init_image is not None:

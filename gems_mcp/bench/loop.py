@@ -17,8 +17,8 @@ import numpy as np
 from mcp import Client, StdioServerParameters
 from PIL import Image, ImageDraw, ImageFont
 
-from gems_mcp.agent import CONDITIONS, Outcome, ReferenceAgent, outcome_dict
-from gems_mcp.generation.embedded import world
+from gems_mcp.bench.agent import CONDITIONS, Outcome, ReferenceAgent, outcome_dict
+from gems_mcp.shapes import world
 
 DEV_SEED = 0xDE5E7
 WARMUP_PROMPTS = 60

@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gems_mcp.critique.exact import ExactJudge, find_objects
+from gems_mcp.shapes.judge import ExactJudge, find_objects
 from gems_mcp.generation.base import (
     GenerationCancelled,
     GenerationError,
     GenerationRequest,
     Generator,
 )
-from gems_mcp.generation.embedded import world
-from gems_mcp.generation.embedded.generator import EmbeddedGenerator
+from gems_mcp.shapes import world
+from gems_mcp.shapes.generator import EmbeddedGenerator
 
 STEPS = 10
 

@@ -17,7 +17,7 @@ from typing import IO, Any, Literal
 
 from mcp import Client
 
-from gems_mcp.generation.embedded import world
+from gems_mcp.shapes import world
 
 Condition = Literal["single", "best-of-B", "loop", "gems", "gems+lessons"]
 CONDITIONS: tuple[Condition, ...] = ("single", "best-of-B", "loop", "gems", "gems+lessons")

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gems_mcp.generation.embedded.model import load_weights
-from gems_mcp.generation.embedded.train import CHECKPOINT, EMA_DIR, TrainConfig, make_batch, train
+from gems_mcp.shapes.model import load_weights
+from gems_mcp.shapes.train import CHECKPOINT, EMA_DIR, TrainConfig, make_batch, train
 
 
 def _config(out: Path, steps: int) -> TrainConfig:

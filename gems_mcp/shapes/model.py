@@ -14,7 +14,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from gems_mcp.generation.embedded.world import COLORS, RELATIONS, SHAPES, SIZE, SceneSpec
+from gems_mcp.shapes.world import COLORS, RELATIONS, SHAPES, SIZE, SceneSpec
 
 PATCH = 2
 """Images are folded into PATCH x PATCH patches: 3x32x32 becomes 12x16x16 (3.8x faster steps)."""

@@ -8,10 +8,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from gems_mcp.critique.exact import ExactJudge
+from gems_mcp.shapes.judge import ExactJudge
 from gems_mcp.generation.base import GenerationRequest
-from gems_mcp.generation.embedded import world
-from gems_mcp.generation.embedded.generator import WEIGHTS, EmbeddedGenerator
+from gems_mcp.shapes import world
+from gems_mcp.shapes.generator import WEIGHTS, EmbeddedGenerator
 
 PER_CATEGORY = 40
 TARGETS = {"single": 0.9, "two_objects": 0.5, "counting": 0.5, "position": 0.3, "overall": 0.5}

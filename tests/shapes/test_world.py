@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gems_mcp.generation.base import GenerationError
-from gems_mcp.generation.embedded import world
-from gems_mcp.generation.embedded.world import Group, SceneSpec
+from gems_mcp.shapes import world
+from gems_mcp.shapes.world import Group, SceneSpec
 
 
 @pytest.mark.parametrize(
