@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import os
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,12 +58,12 @@ def _parser() -> argparse.ArgumentParser:
     emb = bench_sub.add_parser("embedded", help="first-try pass rates and speed of the embedded model")
     emb.add_argument("--limit", type=int, default=None, help="prompts to use (default: the whole held-out set)")
     emb.set_defaults(func=_bench_embedded)
-    loop = bench_sub.add_parser("loop", help="single / best-of-B / loop / gems / gems+lessons through MCP")
+    loop = bench_sub.add_parser("loop", help="single / best-of-B / layout / loop / repair / gems / gems+lessons through MCP")
     loop.add_argument("--split", choices=["dev", "test"], default="test")
     loop.add_argument("--limit", type=int, default=None)
     loop.add_argument("--prompts", type=Path, default=None, help="a file of prompts, one per line")
     loop.add_argument("--budget", type=int, default=5, help="images per prompt (B, default 5)")
-    loop.add_argument("--conditions", default="single,best-of-B,loop,gems,gems+lessons")
+    loop.add_argument("--conditions", default="single,best-of-B,layout,loop,repair,gems,gems+lessons")
     loop.add_argument("--out", type=Path, default=Path("gems-bench"), help="folder for results.json and curve.png")
     loop.add_argument("--transport", choices=["memory", "stdio"], default="memory",
                       help="reach the server in-process (default) or as a stdio subprocess")
@@ -152,8 +152,8 @@ def _doctor(args: argparse.Namespace) -> int:
     import platform
 
     from gems_mcp import __version__
-    from gems_mcp.config import load_settings
     from gems_mcp.backends import load_generator
+    from gems_mcp.config import load_settings
 
     settings = load_settings()
     print(f"gems-mcp {__version__} on Python {platform.python_version()}")
@@ -168,8 +168,9 @@ def _doctor(args: argparse.Namespace) -> int:
         return 1
     try:
         generator = load_generator(settings)
-        defaults = generator.defaults()
-        print(f"loaded {generator.name}: defaults {defaults.width}x{defaults.height}, {defaults.steps} steps")
+        caps = generator.capabilities()
+        features = ", ".join(sorted(caps.features)) or "none"
+        print(f"loaded {generator.name}: defaults {caps.width}x{caps.height}, {caps.steps} steps; features: {features}")
     except Exception as exc:
         print(f"model failed to load: {exc}")
         return 1

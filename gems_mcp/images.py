@@ -14,13 +14,15 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
+from gems_mcp.errors import InvalidRequest, NotFound
+
 _ID = re.compile(r"^[0-9a-f]{16}$")
 PARAMS_KEY = "gems:params"
 # Thumbnails above this size are re-encoded as JPEG so a tool result stays small.
 _THUMBNAIL_MAX_BYTES = 300_000
 
 
-class UnknownImage(LookupError):
+class UnknownImage(NotFound):
     """An image id that is malformed or not in the store."""
 
 
@@ -46,9 +48,7 @@ class ImageStore:
     def path(self, image_id: str) -> Path:
         """The file of a stored image; UnknownImage if there is none."""
         if not isinstance(image_id, str) or not _ID.match(image_id):
-            raise UnknownImage(
-                f"'{image_id}' is not an image id; ids are 16 hex characters as returned by generate or refine."
-            )
+            raise UnknownImage(f"'{image_id}' is not an image id; image ids are 16 hex characters")
         path = self._path(image_id)
         if not path.exists():
             raise UnknownImage(f"No image '{image_id}' in this server's store.")
@@ -100,7 +100,7 @@ def contact_sheet(
 ) -> Image.Image:
     """A grid of ``images`` scaled into ``tile``-sized cells, each with its label underneath."""
     if not images:
-        raise ValueError("a contact sheet needs at least one image")
+        raise InvalidRequest("a contact sheet needs at least one image")
     labels = list(labels or [""] * len(images))
     columns = columns or min(len(images), 4)
     rows = -(-len(images) // columns)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from gems_mcp.boxes import Box
+from gems_mcp.checks import Check, Detection
+from gems_mcp.errors import InvalidRequest, NotJudged, TrajectoryFinished
 
 RequirementKind = Literal[
     "object", "count", "color", "position", "attribute", "text", "style", "other"
 ]
 RequirementSource = Literal["prompt", "agent", "skill"]
-RoundMode = Literal["generate", "regenerate", "edit"]
+RoundMode = Literal["generate", "regenerate", "edit", "inpaint"]
+RefineMode = Literal["regenerate", "edit", "inpaint"]
 DoneReason = Literal["all_passed", "budget_spent", "closed"]
 
 
@@ -32,9 +37,9 @@ class Requirement(BaseModel):
     question: str = Field(description="A yes/no question about the image.")
     kind: RequirementKind = "other"
     source: RequirementSource = "agent"
-    check: dict[str, Any] | None = Field(
+    check: Check | None = Field(
         default=None,
-        description="Machine-checkable form for an exact judge (embedded world); None otherwise.",
+        description="Machine-checkable form, decided from detected objects (exact judge, detector); None otherwise.",
     )
 
 
@@ -53,24 +58,47 @@ class Candidate(BaseModel):
     image_id: str
     seed: int
     verdicts: list[Verdict] | None = None
+    detections: list[Detection] | None = Field(
+        default=None, description="What the server judge found in the image, with boxes (0..1)."
+    )
 
     @property
     def passed(self) -> int:
         return sum(v.passed for v in self.verdicts or [])
 
 
-class GenerationParams(BaseModel):
-    """The parameters a round was generated with (after defaults were applied)."""
+class ImageParams(BaseModel):
+    """Parameters of an image a caller or a skill may set; None means 'the model's default'.
 
-    width: int
-    height: int
-    steps: int
+    One model from the tool boundary to the backend: the backend's Capabilities fill the defaults
+    and check every value against its own limits, once (generation.base.Capabilities.resolve).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int | None = None
+    height: int | None = None
+    steps: int | None = None
     guidance: float | None = None
     negative_prompt: str | None = None
+
+
+class GenerationParams(ImageParams):
+    """The parameters a round was generated with (after defaults were applied)."""
+
     strength: float | None = None
     source_image_id: str | None = Field(
-        default=None, description="The image an edit round started from."
+        default=None, description="The image an edit or inpaint round started from."
     )
+
+
+class Region(BaseModel):
+    """A box and what to draw in it: a layout region, or a region edit (empty prompt erases)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(max_length=300, description="What to draw inside the box; for an edit, '' erases to background.")
+    box: Box
 
 
 class Round(BaseModel):
@@ -81,6 +109,9 @@ class Round(BaseModel):
     mode: RoundMode
     params: GenerationParams
     candidates: list[Candidate]
+    layout: list[Region] | None = Field(default=None, description="Regions the round was drawn from (layout).")
+    background: str | None = Field(default=None, description="The layout's background prompt, if any.")
+    edits: list[Region] | None = Field(default=None, description="Regions an inpaint round repainted.")
     experience: str | None = Field(
         default=None, description="< 100 words: what this round taught (agent or derived)."
     )
@@ -123,14 +154,44 @@ class Trajectory(BaseModel):
             return None
         return max(judged, key=lambda r: (r.passed, -r.index))
 
+    def stop_reason(self) -> DoneReason | None:
+        """The stop rule: every question passes in some round, or the budget is spent and judged."""
+        if self.status == "done":
+            return self.done_reason
+        if not self.rounds:
+            return None
+        total = len(self.checklist)
+        if total and any(r.judged and r.passed == total for r in self.rounds):
+            return "all_passed"
+        if len(self.rounds) >= self.max_rounds and (self.rounds[-1].judged or not total):
+            return "budget_spent"
+        return None
+
+    def check_can_continue(self) -> None:
+        """Raise when no further round may run: done, out of budget, no rounds, last round unjudged."""
+        if self.status == "done":
+            why = {
+                "all_passed": "is done: every question already passes",
+                "budget_spent": f"is done: its {self.max_rounds}-round budget is spent",
+                "closed": "is done: it was closed",
+            }[self.done_reason or "closed"]
+            best = self.best_round()
+            raise TrajectoryFinished(self.id, why + (f"; the answer is round {best.index}" if best else ""))
+        if not self.rounds:
+            raise TrajectoryFinished(self.id, "has no rounds to continue from")
+        if len(self.rounds) >= self.max_rounds:
+            raise TrajectoryFinished(self.id, f"has used its {self.max_rounds}-round budget")
+        if not self.rounds[-1].judged and self.checklist:
+            raise NotJudged(self.id, self.rounds[-1].index)
+
     def round(self, index: int | None = None) -> Round:
         """The round with this 1-based index, or the latest one."""
         if not self.rounds:
-            raise LookupError(f"trajectory {self.id} has no rounds yet")
+            raise InvalidRequest(f"trajectory {self.id} has no rounds yet")
         if index is None:
             return self.rounds[-1]
         if not 1 <= index <= len(self.rounds):
-            raise LookupError(
+            raise InvalidRequest(
                 f"trajectory {self.id} has rounds 1..{len(self.rounds)}; there is no round {index}"
             )
         return self.rounds[index - 1]

@@ -10,13 +10,9 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from gems_mcp.generation.base import (
-    GenerationCancelled,
-    GenerationDefaults,
-    GenerationError,
-    GenerationRequest,
-    StepCallback,
-)
+from gems_mcp.critique.base import Judgement
+from gems_mcp.errors import GenerationCancelled, Unsupported
+from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
 from gems_mcp.types import Requirement, Verdict
 
 
@@ -36,15 +32,17 @@ class FakeGenerator:
         self.stopped = 0
         self._lock = threading.Lock()
 
-    def defaults(self) -> GenerationDefaults:
-        return GenerationDefaults(width=64, height=64, steps=4, guidance=2.0, max_side=512, max_steps=50)
-
-    def supports(self, feature: str) -> bool:
-        return {"edit": self._edit, "negative_prompt": self._negative, "guidance": True}.get(feature, False)
+    def capabilities(self) -> Capabilities:
+        features = {"guidance", "layout"} | ({"edit", "inpaint"} if self._edit else set())
+        features |= {"negative_prompt"} if self._negative else set()
+        return Capabilities(
+            width=64, height=64, steps=4, guidance=2.0, max_side=512, max_steps=50,
+            features=frozenset(features), name="the fake model",
+        )
 
     def validate_prompt(self, prompt: str) -> None:
         if "forbidden" in prompt:
-            raise GenerationError("the fake model cannot draw 'forbidden'; try another word.")
+            raise Unsupported("the fake model cannot draw 'forbidden'")
 
     def checklist(self, prompt: str) -> None:
         return None
@@ -63,11 +61,12 @@ class FakeGenerator:
             self.max_active = max(self.max_active, self.active)
         try:
             self.calls.append(request)
-            for step in range(1, request.steps + 1):
+            steps = request.params.steps
+            for step in range(1, steps + 1):
                 time.sleep(self.step_delay)
                 self.steps_run += 1
                 if on_step:
-                    on_step(step, request.steps)
+                    on_step(step, steps)
                 if should_stop and should_stop():
                     self.stopped += 1
                     raise GenerationCancelled("stopped")
@@ -77,9 +76,19 @@ class FakeGenerator:
                 self.active -= 1
 
     def _draw(self, request: GenerationRequest, seed: int) -> Image.Image:
-        digest = hashlib.sha256(f"{request.prompt}|{seed}|{request.strength}".encode()).digest()
+        p = request.params
+        regions = "|".join(f"{r.prompt}{r.box}" for r in request.layout + request.edits)
+        digest = hashlib.sha256(f"{request.prompt}|{seed}|{p.strength}|{regions}".encode()).digest()
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-        pixels = rng.integers(0, 256, size=(request.height, request.width, 3), dtype=np.uint8)
+        pixels = rng.integers(0, 256, size=(p.height, p.width, 3), dtype=np.uint8)
+        if request.edits and request.init_image is not None:
+            # like a real inpaint: only the boxes change
+            kept = np.array(request.init_image.convert("RGB").resize((p.width, p.height)))
+            inside = np.zeros((p.height, p.width), dtype=bool)
+            for r in request.edits:
+                x0, y0, x1, y1 = r.box
+                inside[int(y0 * p.height) : int(np.ceil(y1 * p.height)), int(x0 * p.width) : int(np.ceil(x1 * p.width))] = True
+            pixels = np.where(inside[..., None], pixels, kept)
         return Image.fromarray(pixels)
 
 
@@ -92,9 +101,14 @@ class ScriptedJudge:
         self.patterns = list(patterns)
         self.seen = 0
 
-    def verify(self, image: Image.Image, checklist: list[Requirement]) -> list[Verdict]:
+    def covers(self, requirement: Requirement) -> bool:
+        return True
+
+    def verify(self, images: list[Image.Image], checklist: list[Requirement]) -> list[Judgement]:
+        return [self._one(checklist) for _ in images]
+
+    def _one(self, checklist: list[Requirement]) -> Judgement:
         pattern = self.patterns[min(self.seen, len(self.patterns) - 1)]
         self.seen += 1
-        return [
-            Verdict(requirement_id=r.id, passed=p, judge=self.name) for r, p in zip(checklist, pattern, strict=True)
-        ]
+        verdicts = [Verdict(requirement_id=r.id, passed=p, judge=self.name) for r, p in zip(checklist, pattern, strict=True)]
+        return Judgement(verdicts)

@@ -8,8 +8,10 @@ import anyio
 import pytest
 
 from gems_mcp.config import load_settings
-from gems_mcp.generation.base import GenerationError
-from gems_mcp.loop import AgentLoop, LoopError, Overrides, VerdictInput
+from gems_mcp.errors import GemsError as LoopError
+from gems_mcp.errors import GenerationError
+from gems_mcp.loop import AgentLoop, VerdictInput
+from gems_mcp.types import ImageParams
 from gems_mcp.types import Trajectory
 from tests.fakes import FakeGenerator, ScriptedJudge
 
@@ -73,7 +75,7 @@ def test_budget_spent_stops_the_loop_and_best_round_is_the_earliest_of_the_most_
 def test_without_judge_agent_verdicts_are_validated_and_recorded():
     loop = make_loop()
     tid = run(loop.generate, "x", requirements=QUESTIONS).trajectory.id
-    with pytest.raises(LoopError, match="critique"):
+    with pytest.raises(LoopError, match="no verdicts yet"):
         run(loop.refine, tid, "y")
     with pytest.raises(LoopError, match="missing: q2"):
         run(loop.critique, tid, verdicts=[VerdictInput(id="q1", passed=True)])
@@ -112,10 +114,10 @@ def test_a_restarted_loop_knows_every_trajectory_and_image(tmp_path):
         ({"prompt": "x", "n": 0}, "n must be between 1 and 8"),
         ({"prompt": "x", "n": 1000}, "n must be between 1 and 8"),
         ({"prompt": "x", "seed": -1}, "seed must be between"),
-        ({"prompt": "x", "overrides": Overrides(width=-64)}, "width must be between"),
-        ({"prompt": "x", "overrides": Overrides(height=100_000)}, "height must be between"),
-        ({"prompt": "x", "overrides": Overrides(steps=10_000)}, "steps must be between"),
-        ({"prompt": "x", "overrides": Overrides(guidance=-3)}, "guidance must be between"),
+        ({"prompt": "x", "params": ImageParams(width=-64)}, "width must be a multiple of 8 between"),
+        ({"prompt": "x", "params": ImageParams(height=100_000)}, "height must be a multiple of 8 between"),
+        ({"prompt": "x", "params": ImageParams(steps=10_000)}, "steps must be between"),
+        ({"prompt": "x", "params": ImageParams(guidance=-3)}, "guidance must be between"),
         ({"prompt": "forbidden fruit"}, "cannot draw"),
         ({"prompt": "x", "skill": "no-such-skill"}, "no-such-skill"),
     ],
@@ -151,7 +153,7 @@ def test_skill_adds_its_questions_and_fills_unset_defaults():
     defaults = body.defaults.model_dump(exclude_none=True)
     if "steps" in defaults:
         assert result.round.params.steps == defaults["steps"]
-    given = run(loop.generate, "x", skill="text-rendering", overrides=Overrides(steps=3))
+    given = run(loop.generate, "x", skill="text-rendering", params=ImageParams(steps=3))
     assert given.round.params.steps == 3
 
 
@@ -180,7 +182,7 @@ def test_refining_a_trajectory_without_rounds_is_a_clear_error():
     loop = make_loop()
     empty = Trajectory(intent="x", checklist=[])
     loop.store.save_trajectory(empty)  # as an older version left it when round 1 was cancelled
-    with pytest.raises(LoopError, match="no rounds to refine"):
+    with pytest.raises(LoopError, match="no rounds to continue from"):
         run(loop.refine, empty.id, "y")
 
 

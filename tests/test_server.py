@@ -14,10 +14,11 @@ from PIL import Image
 
 from gems_mcp.config import load_settings
 from gems_mcp.images import ImageStore
-from gems_mcp.generation.base import GenerationError
+from gems_mcp.errors import GenerationError
 from gems_mcp.loop import AgentLoop
 from gems_mcp.memory.store import MemoryBusy, MemoryStore
-from gems_mcp.server import candidate_labels, create_server
+from gems_mcp.results import candidate_labels
+from gems_mcp.server import create_server
 from tests.fakes import FakeGenerator, ScriptedJudge
 
 QUESTIONS = ["Is there a red circle?", "Is the sky blue?"]
@@ -64,7 +65,10 @@ def test_generate_returns_summary_thumbnail_and_links_without_structured_content
     assert not result.is_error
     assert result.structured_content is None
     kinds = [b.type for b in result.content]
-    assert kinds == ["text", "image", "resource_link", "resource_link", "resource_link"]
+    assert kinds == ["text", "image", "resource_link", "resource_link", "resource_link", "resource_link"]
+    # the last link names the trajectory, so a client finds its id without reading the text
+    tid = result.content[0].text.split()[1]
+    assert result.content[-1].uri == f"gems://trajectories/{tid}"
     text = result.content[0].text
     assert "round 1/5" in text and "1/2 passed" in text and "✗ q2 Is the sky blue?" in text
     thumb = Image.open(io.BytesIO(base64.b64decode(result.content[1].data)))
@@ -135,7 +139,7 @@ def test_concurrent_calls_run_one_at_a_time_and_report_their_place():
         ({"prompt": ""}, "prompt is empty"),
         ({"prompt": "x" * 100_000}, "at most 2000"),
         ({"prompt": "x", "n": -1}, "n must be between"),
-        ({"prompt": "x", "width": 10**6}, "width must be between"),
+        ({"prompt": "x", "width": 10**6}, "width must be a multiple of 8 between"),
         ({"prompt": "x", "steps": 0}, "steps must be between"),
     ],
 )
@@ -235,11 +239,11 @@ def test_lessons_of_a_finished_trajectory_are_recalled_for_a_similar_prompt():
 
 
 class _OddSizeGenerator(FakeGenerator):
-    """Refuses sizes in the worker thread, as the diffusers backend does for sizes not divisible by 8."""
+    """Refuses sizes in the worker thread, as SD3's own checks refuse sizes not divisible by 16."""
 
     def generate(self, request, on_step=None, should_stop=None):
-        if request.width % 8:
-            raise GenerationError(f"width and height must be multiples of 8, got {request.width}x{request.height}.")
+        if request.params.width % 16:
+            raise GenerationError(f"the pipeline refused the request: width must be divisible by 16, got {request.params.width}")
         return super().generate(request, on_step, should_stop)
 
 
@@ -247,12 +251,12 @@ def test_an_error_the_backend_raises_while_generating_reaches_the_agent_as_its_s
     server, _ = make(_OddSizeGenerator())
 
     async def go(client):
-        bad = await client.call_tool("generate", {"prompt": "x", "width": 60})
+        bad = await client.call_tool("generate", {"prompt": "x", "width": 72})
         good = await client.call_tool("generate", {"prompt": "x", "width": 64})
         return bad, good
 
     bad, good = session(go, server)
-    assert bad.is_error and "multiples of 8, got 60x64" in bad.content[0].text
+    assert bad.is_error and "divisible by 16, got 72" in bad.content[0].text
     assert not good.is_error
 
 
@@ -264,11 +268,11 @@ class _SlowLoadingGenerator(FakeGenerator):
         self.load_seconds = load_seconds
         self.loaded = False
 
-    def defaults(self):
+    def capabilities(self):
         if not self.loaded:
             time.sleep(self.load_seconds)
             self.loaded = True
-        return super().defaults()
+        return super().capabilities()
 
 
 def list_tools_while_generating(server, busy_after: float) -> float:
@@ -307,7 +311,7 @@ def test_judge_exact_without_an_exact_judge_is_refused_before_any_image_is_made(
 
 
 class _MissingModelGenerator(FakeGenerator):
-    def defaults(self):
+    def capabilities(self):
         raise GenerationError("GEMS_MODEL='/nope' does not exist; give a diffusers pipeline folder or a hub id.")
 
 

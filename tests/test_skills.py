@@ -141,6 +141,17 @@ def test_unknown_skill_error_names_the_known_ids(tmp_path):
         SkillLibrary([tmp_path]).body("beta")
 
 
+def test_skill_defaults_are_the_shared_image_params_and_errors_hang_on_the_one_tree():
+    from gems_mcp import errors
+    from gems_mcp.skills import SkillDefaults
+    from gems_mcp.types import ImageParams
+
+    assert issubclass(SkillDefaults, ImageParams)
+    assert set(SkillDefaults.model_fields) == set(ImageParams.model_fields)
+    assert InvalidSkill is errors.InvalidSkill
+    assert issubclass(UnknownSkill, errors.NotFound) and issubclass(UnknownReference, errors.NotFound)
+
+
 # ---------------------------------------------------------------- precedence
 
 
@@ -213,6 +224,14 @@ MALFORMED = {
     "missing description": (lambda root: write_skill(root, "bad", description=""), "no 'description'"),
     "bad defaults": (lambda root: write_skill(root, "bad", extra="defaults:\n  width: '512'\n"), "defaults.width"),
     "unknown default": (lambda root: write_skill(root, "bad", extra="defaults:\n  seed: 3\n"), "defaults.seed"),
+    "default out of range": (
+        lambda root: write_skill(root, "bad", extra="defaults:\n  width: 100\n"),
+        "defaults.width = 100 is not allowed (must be a multiple of 8 from 16 to 4096)",
+    ),
+    "defaults not a mapping": (
+        lambda root: write_skill(root, "bad", extra="defaults: 512\n"),
+        "'defaults' must be a mapping of width, height, steps, guidance, negative_prompt",
+    ),
     "checklist not questions": (
         lambda root: write_skill(root, "bad", extra="checklist:\n  - text is legible\n"),
         "ending with '?'",

@@ -11,7 +11,8 @@ from datetime import datetime
 from pathlib import Path
 
 from gems_mcp.config import load_settings
-from gems_mcp.memory.store import MemoryStore, MemoryStoreError, UnknownTrajectory
+from gems_mcp.errors import GemsError, InvalidRequest, UnknownTrajectory
+from gems_mcp.memory.store import MemoryStore
 from gems_mcp.memory.views import build_view
 
 EXIT_ERROR = 2
@@ -60,7 +61,10 @@ def run_memory_command(args: argparse.Namespace) -> int:
         if action == "export":
             return _export(store, args.out)
         return _prune(store, args.older_than, args.trajectory)
-    except (UnknownTrajectory, MemoryStoreError, ValueError, OSError) as exc:
+    except UnknownTrajectory as exc:
+        print(f"gems-mcp memory: {exc}; `gems-mcp memory list` shows the stored ones", file=sys.stderr)
+        return EXIT_ERROR
+    except (GemsError, ValueError, OSError) as exc:
         print(f"gems-mcp memory: {exc}", file=sys.stderr)
         return EXIT_ERROR
 
@@ -82,7 +86,7 @@ def _list(store: MemoryStore, limit: int) -> int:
 
 def _show(store: MemoryStore, trajectory_id: str, budget: int, recent: int) -> int:
     if budget < 500:
-        raise ValueError(f"--budget must be at least 500 characters, not {budget}")
+        raise InvalidRequest(f"--budget must be at least 500 characters, not {budget}")
     traj = store.get_trajectory(trajectory_id)
     sheet = f"gems://trajectories/{traj.id}/sheet.png" if traj.rounds else None
     print(build_view(traj, budget=budget, recent=recent, sheet_uri=sheet).to_text())

@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from gems_mcp.generation.base import (
+    Capabilities,
     GenerationCancelled,
-    GenerationDefaults,
     GenerationError,
     GenerationRequest,
     Generator,
 )
 
-__all__ = [
-    "GenerationCancelled",
-    "GenerationDefaults",
-    "GenerationError",
-    "GenerationRequest",
-    "Generator",
-]
+__all__ = ["Capabilities", "GenerationCancelled", "GenerationError", "GenerationRequest", "Generator"]

@@ -1,5 +1,6 @@
 """Agent memory: the trajectory store, its compressed views and cross-task lessons."""
 
+from gems_mcp.errors import UnknownTrajectory
 from gems_mcp.memory.lessons import LessonHit, classify_kind, extract_lessons, recall_lessons
 from gems_mcp.memory.store import (
     MemoryBusy,
@@ -7,7 +8,6 @@ from gems_mcp.memory.store import (
     MemorySchemaTooNew,
     MemoryStore,
     MemoryStoreError,
-    UnknownTrajectory,
 )
 from gems_mcp.memory.views import MemoryView, build_view, derive_experience
 

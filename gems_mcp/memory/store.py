@@ -1,49 +1,67 @@
-"""MemoryStore: trajectories and lessons in one tinydb file, written atomically and locked."""
+"""MemoryStore: trajectories and lessons in one tinydb file, written atomically and locked.
+
+Every change runs under the cross-process file lock (storage.holding). A trajectory is inserted
+once with save_trajectory; every later change is a read-modify-write through update_trajectory,
+which applies the caller's function to the version on disk while holding the lock, so writers in
+several processes never lose each other's rounds.
+"""
 
 from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import logging
-import os
 import shutil
-import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from pydantic import ValidationError
 from tinydb import Query, TinyDB
-from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
+from gems_mcp.errors import InvalidRequest, UnknownTrajectory
+from gems_mcp.memory.storage import (
+    LOCK_TIMEOUT_S,
+    META,
+    SCHEMA_VERSION,
+    AtomicJSONStorage,
+    MemoryBusy,
+    MemoryCorrupted,
+    MemorySchemaTooNew,
+    MemoryStoreError,
+    RawTables,
+    holding,
+    schema_version,
+)
 from gems_mcp.types import Lesson, Trajectory, now
+
+__all__ = [
+    "DB_NAME",
+    "LOCK_TIMEOUT_S",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "AtomicJSONStorage",
+    "MemoryBusy",
+    "MemoryCorrupted",
+    "MemorySchemaTooNew",
+    "MemoryStore",
+    "MemoryStoreError",
+    "UnknownTrajectory",
+]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
 DB_NAME = "memory.json"
-LOCK_TIMEOUT_S = 30.0
 
-RawTables = dict[str, dict[str, Any]]
 Migration = Callable[[RawTables], RawTables]
 
-_META = "_meta"
 _TRAJECTORIES = "trajectories"
 _LESSONS = "lessons"
-# The first key of every file we write: a fresh token per write, so a reader can tell two
-# versions apart even when inode, size and mtime all collide (inodes are reused after replace).
-_WRITE_KEY = "_write"
-_HEAD_BYTES = 64
-_TMP_PREFIX = DB_NAME + ".tmp-"
 
 
 def _migrate_v0(tables: RawTables) -> RawTables:
@@ -51,226 +69,12 @@ def _migrate_v0(tables: RawTables) -> RawTables:
     tables = dict(tables)
     tables.setdefault(_TRAJECTORIES, {})
     tables.setdefault(_LESSONS, {})
-    tables[_META] = {"1": {"schema_version": 1}}
+    tables[META] = {"1": {"schema_version": 1}}
     return tables
 
 
 # version -> function that upgrades raw tables from that version to the next one.
 MIGRATIONS: dict[int, Migration] = {0: _migrate_v0}
-
-
-class MemoryStoreError(Exception):
-    """Base class of the memory store's errors."""
-
-
-class MemoryCorrupted(MemoryStoreError):
-    """The database file could not be parsed; it was moved aside, bytes intact."""
-
-    def __init__(self, path: Path, backup: Path, reason: str) -> None:
-        self.path = path
-        self.backup = backup
-        self.reason = reason
-        super().__init__(
-            f"The memory database {path} is corrupt ({reason}); it was moved aside, unchanged, "
-            f"to {backup} and a new empty database starts on the next write. "
-            f"Restore that backup by hand if it can be repaired."
-        )
-
-
-class MemorySchemaTooNew(MemoryStoreError):
-    """The database was written by a newer gems-mcp."""
-
-    def __init__(self, path: Path, version: int) -> None:
-        self.path = path
-        self.version = version
-        super().__init__(
-            f"The memory database {path} has schema version {version}, but this gems-mcp "
-            f"understands up to {SCHEMA_VERSION}; upgrade gems-mcp to use it."
-        )
-
-
-class MemoryBusy(MemoryStoreError):
-    """Another process held the database lock for too long."""
-
-
-class UnknownTrajectory(LookupError):
-    """No trajectory with that id is stored."""
-
-    def __init__(self, trajectory_id: str) -> None:
-        self.trajectory_id = trajectory_id
-        super().__init__(
-            f"No trajectory {trajectory_id!r}; call generate to start one, "
-            f"or recall_memory() to list recent ones."
-        )
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """One parsed version of the file and what identifies it on disk."""
-
-    key: tuple[int, int, int]  # (mtime_ns, size, inode)
-    token: str | None
-    tables: RawTables
-
-
-def _head_token(head: bytes) -> str | None:
-    """The write token from the first bytes of a file we wrote, else None."""
-    prefix = b'{"' + _WRITE_KEY.encode() + b'":"'
-    if not head.startswith(prefix):
-        return None
-    end = head.find(b'"', len(prefix))
-    return head[len(prefix) : end].decode("ascii", "replace") if end > 0 else None
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-
-@contextmanager
-def _holding(lock: FileLock, path: Path) -> Iterator[None]:
-    """Hold the cross-process lock; a clear MemoryBusy if another process keeps it too long."""
-    try:
-        lock.acquire()
-    except Timeout:
-        raise MemoryBusy(
-            f"The memory database {path} stayed locked by another process for "
-            f"{LOCK_TIMEOUT_S:.0f} s; try again, or stop the stuck process."
-        ) from None
-    try:
-        yield
-    finally:
-        lock.release()
-
-
-class AtomicJSONStorage(Storage):
-    """tinydb storage: atomic whole-file writes, a parsed cache, corruption quarantined.
-
-    Reads take no lock (a replaced file is always whole); writes must run under ``lock``.
-    """
-
-    def __init__(self, path: Path, lock: FileLock) -> None:
-        self.path = path
-        self.lock = lock
-        self._snapshot: _Snapshot | None = None
-
-    # -- reading ---------------------------------------------------------------------------
-
-    def read(self) -> RawTables | None:
-        """The current tables, parsed once per on-disk version; None when there is no file."""
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_RDONLY)
-            except FileNotFoundError:
-                self._snapshot = None
-                return None
-            with os.fdopen(fd, "rb") as f:
-                key = _stat_key(os.fstat(f.fileno()))
-                head = f.read(_HEAD_BYTES)
-                cached = self._snapshot
-                if cached is not None and cached.key == key and cached.token == _head_token(head):
-                    return cached.tables
-                raw = head + f.read()
-            try:
-                self._snapshot = self._parse(raw, key)
-                return self._snapshot.tables
-            except ValueError as exc:
-                # Raises MemoryCorrupted, unless another process replaced the file meanwhile.
-                self._quarantine(key, str(exc))
-        raise MemoryBusy(f"The memory database {self.path} kept changing while being read.")
-
-    def _parse(self, raw: bytes, key: tuple[int, int, int]) -> _Snapshot:
-        if not raw.strip():
-            raise ValueError("the file is empty")
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValueError("the top level is not a JSON object")
-        token = data.pop(_WRITE_KEY, None)
-        for name, table in data.items():
-            if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
-                raise ValueError(f"table {name!r} is not a mapping of documents")
-        version = _schema_version(data)
-        if version > SCHEMA_VERSION:
-            raise MemorySchemaTooNew(self.path, version)
-        return _Snapshot(key=key, token=token if isinstance(token, str) else None, tables=data)
-
-    def _quarantine(self, key: tuple[int, int, int], reason: str) -> None:
-        """Move the unparseable file aside and raise MemoryCorrupted; return if already replaced."""
-        with _holding(self.lock, self.path):
-            try:
-                current = _stat_key(os.stat(self.path))
-            except FileNotFoundError:
-                return
-            if current != key:
-                return
-            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-            backup = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-            # A rename keeps the original bytes exactly; nothing is rewritten or emptied.
-            os.replace(self.path, backup)
-            self._snapshot = None
-            log.error("memory database %s is corrupt (%s); moved to %s", self.path, reason, backup)
-            raise MemoryCorrupted(self.path, backup, reason)
-
-    # -- writing ---------------------------------------------------------------------------
-
-    def write(self, data: RawTables) -> None:
-        """Replace the file with ``data``: temp file in the same folder, fsync, rename."""
-        if not self.lock.is_locked:
-            raise RuntimeError("AtomicJSONStorage.write called without holding the memory lock")
-        data.setdefault(_META, {"1": {"schema_version": SCHEMA_VERSION}})
-        token = uuid.uuid4().hex
-        payload = {_WRITE_KEY: token, **data}
-        try:
-            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-            self._replace_file(body)
-        except BaseException:
-            # tinydb mutated the cached tables in place before calling us: they no longer
-            # match the disk, so the next read must parse the file again.
-            self._snapshot = None
-            raise
-        self._snapshot = _Snapshot(key=_stat_key(os.stat(self.path)), token=token, tables=data)
-
-    def _replace_file(self, body: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_dir(self.path.parent)
-
-    def remove_orphan_temps(self) -> None:
-        """Delete temp files left by a writer that was killed mid-write (call under the lock)."""
-        for orphan in self.path.parent.glob(_TMP_PREFIX + "*"):
-            log.warning("removing %s left by an interrupted write", orphan)
-            orphan.unlink(missing_ok=True)
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable; some platforms cannot open folders, which is fine."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _schema_version(tables: RawTables) -> int:
-    meta = tables.get(_META) or {}
-    record = meta.get("1") or {}
-    version = record.get("schema_version", 0)
-    return version if isinstance(version, int) else 0
 
 
 def _lesson_doc_id(lesson_id: str) -> int:
@@ -303,16 +107,16 @@ class MemoryStore:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """Hold the in-process and cross-process locks for a read-modify-write."""
-        with self._mutex, _holding(self._filelock, self.path):
+        with self._mutex, holding(self._filelock, self.path):
             yield
 
     def _migrate(self) -> None:
         tables = self._storage.read()
         if tables is None:
-            self._storage.write({_META: {"1": {"schema_version": SCHEMA_VERSION}},
+            self._storage.write({META: {"1": {"schema_version": SCHEMA_VERSION}},
                                  _TRAJECTORIES: {}, _LESSONS: {}})
             return
-        version = _schema_version(tables)
+        version = schema_version(tables)
         if version == SCHEMA_VERSION:
             return
         backup = self.path.with_name(f"{DB_NAME}.bak-v{version}")
@@ -324,10 +128,13 @@ class MemoryStore:
         while version < SCHEMA_VERSION:
             step = MIGRATIONS.get(version)
             if step is None:
-                raise RuntimeError(f"no migration from memory schema version {version}")
+                raise MemoryStoreError(
+                    f"The memory database {self.path} has schema version {version}, "
+                    f"which no migration of this gems-mcp upgrades."
+                )
             upgraded = step(upgraded)
             version += 1
-        upgraded[_META] = {"1": {"schema_version": SCHEMA_VERSION}}
+        upgraded[META] = {"1": {"schema_version": SCHEMA_VERSION}}
         self._storage.write(upgraded)
 
     @property
@@ -335,21 +142,28 @@ class MemoryStore:
         """The schema version recorded in the database file."""
         with self._mutex:
             tables = self._storage.read()
-        return SCHEMA_VERSION if tables is None else _schema_version(tables)
+        return SCHEMA_VERSION if tables is None else schema_version(tables)
 
     # -- trajectories ----------------------------------------------------------------------
 
     def save_trajectory(self, traj: Trajectory) -> None:
-        """Insert the trajectory, or replace the stored one with the same id."""
+        """Insert a new trajectory; one already stored is changed only with update_trajectory."""
         with self._locked():
-            self._put(traj)
+            if self._doc_id(traj.id) is not None:
+                raise InvalidRequest(f"trajectory {traj.id!r} is already stored")
+            next_id = max((d.doc_id for d in self._trajectories), default=0) + 1
+            # tinydb's own id counter is stale across processes: give the id explicitly
+            self._trajectories.insert(Document(traj.model_dump(mode="json"), doc_id=next_id))
 
     def update_trajectory(
         self, trajectory_id: str, fn: Callable[[Trajectory], Trajectory]
     ) -> Trajectory:
-        """Apply ``fn`` to the stored trajectory under the lock and store the result."""
+        """The one read-modify-write: ``fn`` gets the stored version under the lock; its result is stored.
+
+        ``fn`` may raise to leave the stored trajectory unchanged. It must not change the id.
+        """
         with self._locked():
-            current = self._get(trajectory_id)
+            doc_id, current = self._get(trajectory_id)
             updated = fn(current)
             if not isinstance(updated, Trajectory):
                 raise TypeError("update_trajectory: fn must return a Trajectory")
@@ -358,18 +172,24 @@ class MemoryStore:
                     f"update_trajectory: fn changed the id from {trajectory_id!r} to {updated.id!r}"
                 )
             updated = updated.model_copy(update={"updated_at": now()})
-            self._put(updated)
+            data = updated.model_dump(mode="json")
+
+            def replace(doc: MutableMapping[Any, Any]) -> None:
+                doc.clear()
+                doc.update(data)
+
+            self._trajectories.update(replace, doc_ids=[doc_id])
             return updated
 
     def get_trajectory(self, trajectory_id: str) -> Trajectory:
         """The stored trajectory with this id; UnknownTrajectory if there is none."""
         with self._mutex:
-            return self._get(trajectory_id)
+            return self._get(trajectory_id)[1]
 
     def list_trajectories(self, limit: int | None = None) -> list[Trajectory]:
         """Stored trajectories, newest (by creation) first, at most ``limit`` of them."""
         if limit is not None and limit < 0:
-            raise ValueError(f"limit must be 0 or more, not {limit}")
+            raise InvalidRequest(f"limit must be 0 or more, not {limit}")
         with self._mutex:
             docs = sorted(self._trajectories, key=lambda d: d.get("created_at", 0), reverse=True)
         out: list[Trajectory] = []
@@ -394,7 +214,7 @@ class MemoryStore:
     def prune(self, older_than_days: float) -> int:
         """Remove trajectories not updated for ``older_than_days``; returns how many went."""
         if not older_than_days >= 0:
-            raise ValueError(f"older_than_days must be 0 or more, not {older_than_days}")
+            raise InvalidRequest(f"older_than_days must be 0 or more, not {older_than_days}")
         cutoff = time.time() - older_than_days * 86400.0
         with self._locked():
             stale = [d.doc_id for d in self._trajectories if d.get("updated_at", 0) < cutoff]
@@ -408,32 +228,18 @@ class MemoryStore:
         doc = self._trajectories.get(Query().id == trajectory_id)
         return None if doc is None else doc.doc_id
 
-    def _get(self, trajectory_id: str) -> Trajectory:
+    def _get(self, trajectory_id: str) -> tuple[int, Trajectory]:
+        """The tinydb document id and the parsed trajectory; UnknownTrajectory if there is none."""
         doc = self._trajectories.get(Query().id == trajectory_id)
         if doc is None:
             raise UnknownTrajectory(trajectory_id)
         try:
-            return Trajectory.model_validate(doc)
+            return doc.doc_id, Trajectory.model_validate(doc)
         except ValidationError as exc:
-            raise ValueError(
+            raise MemoryStoreError(
                 f"Trajectory {trajectory_id!r} in {self.path} does not match the current "
                 f"format and cannot be read: {exc.errors()[0]['msg']}."
             ) from None
-
-    def _put(self, traj: Trajectory) -> None:
-        """Insert or replace in one write; tinydb's own id counter is stale across processes."""
-        data = traj.model_dump(mode="json")
-        doc_id = self._doc_id(traj.id)
-        if doc_id is None:
-            next_id = max((d.doc_id for d in self._trajectories), default=0) + 1
-            self._trajectories.insert(Document(data, doc_id=next_id))
-            return
-
-        def replace(doc: MutableMapping[Any, Any]) -> None:
-            doc.clear()
-            doc.update(data)
-
-        self._trajectories.update(replace, doc_ids=[doc_id])
 
     # -- lessons ---------------------------------------------------------------------------
 

@@ -64,7 +64,9 @@ def test_show_unknown_id_fails_with_a_sentence_on_stderr(
     assert _run("memory", "show", "t-nope") == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "No trajectory 't-nope'" in captured.err
+    assert captured.err == (
+        "gems-mcp memory: there is no trajectory 't-nope'; `gems-mcp memory list` shows the stored ones\n"
+    )
 
 
 def test_export_writes_every_trajectory_and_lesson(

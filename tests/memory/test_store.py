@@ -13,11 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from gems_mcp import errors
 from gems_mcp.memory.store import (
     SCHEMA_VERSION,
     MemoryCorrupted,
     MemorySchemaTooNew,
     MemoryStore,
+    MemoryStoreError,
     UnknownTrajectory,
 )
 from gems_mcp.types import Lesson, Requirement, Trajectory
@@ -35,6 +37,13 @@ def _lesson(text: str, lesson_id: str | None = None) -> Lesson:
 def _writer(home: Path, shared_id: str, tag: str, count: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "tests.memory._writer", str(home), shared_id, tag, str(count)],
+        cwd=REPO, stdout=subprocess.PIPE, text=True,
+    )
+
+
+def _appender(home: Path, trajectory_id: str, tag: str, count: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.memory._appender", str(home), trajectory_id, tag, str(count)],
         cwd=REPO, stdout=subprocess.PIPE, text=True,
     )
 
@@ -58,24 +67,31 @@ def test_restart_keeps_trajectories_and_lessons(home: Path) -> None:
     assert [lesson.text for lesson in again.lessons()] == ["state the count first"]
 
 
-def test_unknown_trajectory_is_one_clear_sentence(store: MemoryStore) -> None:
+def test_unknown_trajectory_is_one_sentence_of_fact(store: MemoryStore) -> None:
     with pytest.raises(UnknownTrajectory) as err:
         store.get_trajectory("t-123")
-    assert str(err.value.args[0]) == (
-        "No trajectory 't-123'; call generate to start one, or recall_memory() to list recent ones."
-    )
-    assert isinstance(err.value, LookupError)
+    assert str(err.value) == "there is no trajectory 't-123'"
+    assert err.value.trajectory_id == "t-123"
+    assert isinstance(err.value, errors.NotFound) and isinstance(err.value, LookupError)
+    assert UnknownTrajectory is errors.UnknownTrajectory
 
 
-def test_save_replaces_a_trajectory_with_the_same_id(store: MemoryStore) -> None:
+def test_memory_errors_hang_on_the_one_tree() -> None:
+    for cls in (MemoryStoreError, MemoryCorrupted, MemorySchemaTooNew):
+        assert issubclass(cls, errors.StoreError) and issubclass(cls, errors.GemsError)
+
+
+def test_save_inserts_and_refuses_an_id_already_stored(store: MemoryStore) -> None:
     traj = make_trajectory(2)
     store.save_trajectory(traj)
     traj.rounds.append(make_round(3, {"q1": True}))
     traj.status = "done"
-    store.save_trajectory(traj)
+
+    with pytest.raises(errors.InvalidRequest, match="already stored"):
+        store.save_trajectory(traj)
 
     stored = store.get_trajectory(traj.id)
-    assert (len(stored.rounds), stored.status) == (3, "done")
+    assert (len(stored.rounds), stored.status) == (2, "active")
     assert len(store.list_trajectories()) == 1
 
 
@@ -199,6 +215,27 @@ def test_two_processes_writing_200_rounds_each_lose_nothing(home: Path, store: M
     assert [r.index for r in final.rounds] == list(range(1, 401))
     assert {t.id for t in store.list_trajectories()} == {shared.id, "t-own-a", "t-own-b"}
     assert len(store.lessons()) == 8
+
+
+def test_two_processes_appending_to_one_trajectory_number_rounds_without_gaps(
+    home: Path, store: MemoryStore
+) -> None:
+    # Both processes number each round inside update_trajectory's fn (len(rounds) + 1): only a
+    # read-modify-write under the lock gives 1..200 with no gap, duplicate or lost round.
+    shared = Trajectory(intent="shared", checklist=[Requirement(id="q1", question="Is it red?")],
+                        max_rounds=200)
+    store.save_trajectory(shared)
+    appenders = [_appender(home, shared.id, tag, 100) for tag in ("a", "b")]
+    for proc in appenders:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    (home / "go").touch()
+    for proc in appenders:
+        assert proc.wait(timeout=120) == 0
+
+    rounds = MemoryStore(home).get_trajectory(shared.id).rounds
+    assert [r.index for r in rounds] == list(range(1, 201))
+    for tag in ("a", "b"):
+        assert [r.prompt for r in rounds if r.prompt.startswith(f"{tag}-")] == [f"{tag}-{i}" for i in range(100)]
 
 
 def test_kill_9_during_writes_leaves_a_database_that_loads(home: Path, store: MemoryStore) -> None:

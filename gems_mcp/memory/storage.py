@@ -1,0 +1,251 @@
+"""AtomicJSONStorage: the tinydb storage under MemoryStore, and the memory store's errors.
+
+Whole-file writes through a temp file and a rename, a parsed cache that notices other
+processes' writes, and unparseable files moved aside with their bytes intact.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+from tinydb.storages import Storage
+
+from gems_mcp.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+LOCK_TIMEOUT_S = 30.0
+
+RawTables = dict[str, dict[str, Any]]
+
+META = "_meta"
+# The first key of every file we write: a fresh token per write, so a reader can tell two
+# versions apart even when inode, size and mtime all collide (inodes are reused after replace).
+_WRITE_KEY = "_write"
+_HEAD_BYTES = 64
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+class MemoryStoreError(StoreError):
+    """Base class of the memory store's errors."""
+
+
+class MemoryCorrupted(MemoryStoreError):
+    """The database file could not be parsed; it was moved aside, bytes intact."""
+
+    def __init__(self, path: Path, backup: Path, reason: str) -> None:
+        self.path = path
+        self.backup = backup
+        self.reason = reason
+        super().__init__(
+            f"The memory database {path} is corrupt ({reason}); it was moved aside, unchanged, "
+            f"to {backup} and a new empty database starts on the next write. "
+            f"Restore that backup by hand if it can be repaired."
+        )
+
+
+class MemorySchemaTooNew(MemoryStoreError):
+    """The database was written by a newer gems-mcp."""
+
+    def __init__(self, path: Path, version: int) -> None:
+        self.path = path
+        self.version = version
+        super().__init__(
+            f"The memory database {path} has schema version {version}, but this gems-mcp "
+            f"understands up to {SCHEMA_VERSION}; upgrade gems-mcp to use it."
+        )
+
+
+class MemoryBusy(MemoryStoreError):
+    """Another process held the database lock for too long."""
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One parsed version of the file and what identifies it on disk."""
+
+    key: tuple[int, int, int]  # (mtime_ns, size, inode)
+    token: str | None
+    tables: RawTables
+
+
+def _head_token(head: bytes) -> str | None:
+    """The write token from the first bytes of a file we wrote, else None."""
+    prefix = b'{"' + _WRITE_KEY.encode() + b'":"'
+    if not head.startswith(prefix):
+        return None
+    end = head.find(b'"', len(prefix))
+    return head[len(prefix) : end].decode("ascii", "replace") if end > 0 else None
+
+
+def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def schema_version(tables: RawTables) -> int:
+    """The schema version recorded in raw tables; 0 for a plain tinydb file without one."""
+    meta = tables.get(META) or {}
+    record = meta.get("1") or {}
+    version = record.get("schema_version", 0)
+    return version if isinstance(version, int) else 0
+
+
+@contextmanager
+def holding(lock: FileLock, path: Path) -> Iterator[None]:
+    """Hold the cross-process lock; a clear MemoryBusy if another process keeps it too long."""
+    try:
+        lock.acquire()
+    except Timeout:
+        raise MemoryBusy(
+            f"The memory database {path} stayed locked by another process for "
+            f"{LOCK_TIMEOUT_S:.0f} s; try again, or stop the stuck process."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename itself durable; some platforms cannot open folders, which is fine."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# -- storage ---------------------------------------------------------------------------------
+
+
+class AtomicJSONStorage(Storage):
+    """tinydb storage: atomic whole-file writes, a parsed cache, corruption quarantined.
+
+    Reads take no lock (a replaced file is always whole); writes must run under ``lock``.
+    """
+
+    def __init__(self, path: Path, lock: FileLock) -> None:
+        self.path = Path(path)
+        self.lock = lock
+        self._tmp_prefix = self.path.name + ".tmp-"
+        self._snapshot: _Snapshot | None = None
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def read(self) -> RawTables | None:
+        """The current tables, parsed once per on-disk version; None when there is no file."""
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except FileNotFoundError:
+                self._snapshot = None
+                return None
+            with os.fdopen(fd, "rb") as f:
+                key = _stat_key(os.fstat(f.fileno()))
+                head = f.read(_HEAD_BYTES)
+                cached = self._snapshot
+                if cached is not None and cached.key == key and cached.token == _head_token(head):
+                    return cached.tables
+                raw = head + f.read()
+            try:
+                self._snapshot = self._parse(raw, key)
+                return self._snapshot.tables
+            except ValueError as exc:
+                # Raises MemoryCorrupted, unless another process replaced the file meanwhile.
+                self._quarantine(key, str(exc))
+        raise MemoryBusy(f"The memory database {self.path} kept changing while being read.")
+
+    def _parse(self, raw: bytes, key: tuple[int, int, int]) -> _Snapshot:
+        if not raw.strip():
+            raise ValueError("the file is empty")
+        try:
+            data = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError("the top level is not a JSON object")
+        token = data.pop(_WRITE_KEY, None)
+        for name, table in data.items():
+            if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
+                raise ValueError(f"table {name!r} is not a mapping of documents")
+        version = schema_version(data)
+        if version > SCHEMA_VERSION:
+            raise MemorySchemaTooNew(self.path, version)
+        return _Snapshot(key=key, token=token if isinstance(token, str) else None, tables=data)
+
+    def _quarantine(self, key: tuple[int, int, int], reason: str) -> None:
+        """Move the unparseable file aside and raise MemoryCorrupted; return if already replaced."""
+        with holding(self.lock, self.path):
+            try:
+                current = _stat_key(os.stat(self.path))
+            except FileNotFoundError:
+                return
+            if current != key:
+                return
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+            backup = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
+            # A rename keeps the original bytes exactly; nothing is rewritten or emptied.
+            os.replace(self.path, backup)
+            self._snapshot = None
+            log.error("memory database %s is corrupt (%s); moved to %s", self.path, reason, backup)
+            raise MemoryCorrupted(self.path, backup, reason)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, data: RawTables) -> None:
+        """Replace the file with ``data``: temp file in the same folder, fsync, rename."""
+        if not self.lock.is_locked:
+            raise RuntimeError("AtomicJSONStorage.write called without holding the memory lock")
+        data.setdefault(META, {"1": {"schema_version": SCHEMA_VERSION}})
+        token = uuid.uuid4().hex
+        payload = {_WRITE_KEY: token, **data}
+        try:
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            self._replace_file(body)
+        except BaseException:
+            # tinydb mutated the cached tables in place before calling us: they no longer
+            # match the disk, so the next read must parse the file again.
+            self._snapshot = None
+            raise
+        self._snapshot = _Snapshot(key=_stat_key(os.stat(self.path)), token=token, tables=data)
+
+    def _replace_file(self, body: bytes) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=self._tmp_prefix, dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(self.path.parent)
+
+    def remove_orphan_temps(self) -> None:
+        """Delete temp files left by a writer that was killed mid-write (call under the lock)."""
+        for orphan in self.path.parent.glob(self._tmp_prefix + "*"):
+            log.warning("removing %s left by an interrupted write", orphan)
+            orphan.unlink(missing_ok=True)

@@ -1,0 +1,180 @@
+"""RoundRunner: one round from request to judged candidates, and the judge's verdicts merged in."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio.to_thread
+from PIL import Image
+
+from gems_mcp import inputs
+from gems_mcp.errors import InvalidRequest
+from gems_mcp.generation.base import Capabilities, GenerationRequest, Generator
+from gems_mcp.generation.queue import DeviceQueue, ProgressFn
+from gems_mcp.images import ImageStore
+from gems_mcp.params import ParamResolver
+from gems_mcp.types import (
+    Candidate,
+    GenerationParams,
+    RefineMode,
+    Region,
+    Requirement,
+    Round,
+    RoundMode,
+    Trajectory,
+    Verdict,
+)
+
+if TYPE_CHECKING:
+    from gems_mcp.critique.base import Judge
+
+
+@dataclass
+class RoundPlan:
+    """Everything a round is made from, decided by the loop before the device is touched."""
+
+    prompt: str
+    mode: RoundMode
+    params: GenerationParams
+    seeds: list[int]
+    init_image: Image.Image | None = None
+    layout: list[Region] = field(default_factory=list)
+    background: str | None = None
+    edits: list[Region] = field(default_factory=list)
+
+    def request(self) -> GenerationRequest:
+        return GenerationRequest(
+            prompt=self.prompt, seeds=self.seeds, params=self.params, init_image=self.init_image,
+            layout=self.layout, background=self.background, edits=self.edits,
+        )
+
+
+DEFAULT_EDIT_STRENGTH = 0.6
+
+
+def next_plan(
+    caps: Capabilities,
+    trajectory: Trajectory,
+    images: ImageStore,
+    prompt: str,
+    mode: RefineMode,
+    strength: float | None,
+    edits: list[Region] | None,
+    image_id: str | None,
+    layout: list[Region] | None,
+    background: str | None,
+) -> RoundPlan:
+    """What the next round is made from: a new layout, an image-to-image edit, or region edits."""
+    last = trajectory.rounds[-1]
+    resolver = ParamResolver(caps)
+    if mode == "regenerate":
+        # A layout carries over from round to round unless the agent gives a new one ([] drops it).
+        regions = (last.layout or []) if layout is None else layout
+        back = last.background if background is None else background
+        check_layout(caps, regions or None, back)
+        return RoundPlan(prompt, mode, resolver.next_round(last.params), [], layout=regions, background=back)
+    source = source_image(trajectory, image_id)
+    init_image = images.load(source)
+    if mode == "edit":
+        caps.require("edit", "edit an image (mode='edit')")
+        params = resolver.next_round(last.params, strength or DEFAULT_EDIT_STRENGTH, source)
+        return RoundPlan(prompt, mode, params, [], init_image=init_image)
+    caps.require("inpaint", "repaint regions of an image (mode='inpaint')")
+    caps.check_regions(edits or [], "edits")
+    params = resolver.next_round(last.params, strength, source)
+    return RoundPlan(prompt, mode, params, [], init_image=init_image, edits=edits or [])
+
+def check_layout(caps: Capabilities, layout: list[Region] | None, background: str | None) -> None:
+    if layout is None:
+        if background:
+            raise InvalidRequest("background applies only with a layout; give layout=[...] or leave it out")
+        return
+    caps.require("layout", "draw a layout (regions with boxes)")
+    caps.check_regions(layout, "layout")
+    if background is not None:
+        inputs.prompt(background, "background")
+
+
+def source_image(trajectory: Trajectory, image_id: str | None) -> str:
+    """The image an edit starts from: the one named (it must belong to the trajectory), else the best so far."""
+    if image_id is None:
+        best = trajectory.best_round() or trajectory.rounds[-1]
+        return best.best_candidate().image_id
+    if any(c.image_id == image_id for r in trajectory.rounds for c in r.candidates):
+        return image_id
+    raise InvalidRequest(f"image {image_id} is not an image of trajectory {trajectory.id}")
+
+
+class RoundRunner:
+    """Runs a plan on the device queue, stores its PNGs, and judges it when a server judge exists."""
+
+    def __init__(
+        self, generator: Callable[[], Generator], judge: Callable[[], Judge | None], images: ImageStore, queue: DeviceQueue
+    ) -> None:
+        self._generator = generator
+        self._judge = judge
+        self.images = images
+        self.queue = queue
+
+    async def run(
+        self, plan: RoundPlan, index: int, checklist: list[Requirement], progress: ProgressFn | None
+    ) -> tuple[Round, list[Image.Image]]:
+        """A new Round (numbered `index`; the store renumbers it on commit) and its images."""
+        generator = self._generator()
+        request = plan.request()
+        queued = time.perf_counter()
+        started: list[float] = []
+
+        def work(on_step: Any, should_stop: Any) -> list[Image.Image]:
+            started.append(time.perf_counter())
+            return generator.generate(request, on_step, should_stop)
+
+        images = await self.queue.run(work, progress)
+        done = time.perf_counter()
+        began = started[0] if started else done
+        record = {**plan.params.model_dump(exclude_none=True), "prompt": plan.prompt, "model": generator.name}
+
+        def save_all() -> list[Candidate]:
+            pairs = zip(images, plan.seeds, strict=True)
+            return [Candidate(image_id=self.images.save(im, {**record, "seed": s}), seed=s) for im, s in pairs]
+
+        # PNG encoding of a batch of large images takes seconds: not on the event loop.
+        candidates = await anyio.to_thread.run_sync(save_all)
+        rnd = Round(
+            index=index, prompt=plan.prompt, mode=plan.mode, params=plan.params, candidates=candidates,
+            layout=plan.layout or None, background=plan.background, edits=plan.edits or None,
+            timings={"queue_s": round(began - queued, 3), "generate_s": round(done - began, 3)},
+        )
+        if self._judge() is not None and checklist:
+            t0 = time.perf_counter()
+            await self.judge(checklist, rnd, images)
+            rnd.timings["judge_s"] = round(time.perf_counter() - t0, 3)
+        return rnd, images
+
+    async def judge(self, checklist: list[Requirement], rnd: Round, images: list[Image.Image] | None = None) -> None:
+        """The server judge's verdicts and detections on every candidate; agent answers it cannot give are kept."""
+        judge = self._judge()
+        assert judge is not None
+        covered = [r for r in checklist if judge.covers(r)]
+        if not covered:
+            return
+
+        def verify() -> list[Any]:
+            pictures = images if images is not None else [self.images.load(c.image_id) for c in rnd.candidates]
+            return judge.verify(pictures, covered)
+
+        judgements = await anyio.to_thread.run_sync(verify)
+        covered_ids = {r.id for r in covered}
+        for candidate, judgement in zip(rnd.candidates, judgements, strict=True):
+            kept = [v for v in candidate.verdicts or [] if v.judge == "agent" and v.requirement_id not in covered_ids]
+            candidate.verdicts = in_order(checklist, judgement.verdicts + kept)
+            candidate.detections = judgement.detections
+
+
+def in_order(checklist: list[Requirement], verdicts: list[Verdict]) -> list[Verdict]:
+    """Verdicts sorted like the checklist, one per question."""
+    by_id = {v.requirement_id: v for v in verdicts}
+    return [by_id[r.id] for r in checklist if r.id in by_id]
