@@ -8,39 +8,48 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from gems_mcp.shapes.judge import ExactJudge
 from gems_mcp.generation.base import GenerationRequest
 from gems_mcp.shapes import world
 from gems_mcp.shapes.generator import WEIGHTS, EmbeddedGenerator
+from gems_mcp.shapes.judge import ExactJudge
+from gems_mcp.shapes.layout import plan_layout
+from gems_mcp.types import ImageParams
 
 PER_CATEGORY = 40
 TARGETS = {"single": 0.9, "two_objects": 0.5, "counting": 0.5, "position": 0.3, "overall": 0.5}
+LAYOUT_TARGETS = {"position": 0.8, "color_attr": 0.8}
+"""First try with plan_layout(prompt) as the layout (the spatial-levers issue)."""
 
 
-def bench_prompts(limit: int | None = None) -> list[tuple[str, str]]:
+def bench_prompts(limit: int | None = None, categories: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
     """The held-out prompts, categories interleaved so that any prefix stays balanced."""
     by_category: dict[str, list[str]] = defaultdict(list)
     for category, prompt in world.held_out_prompts(PER_CATEGORY):
         by_category[category].append(prompt)
-    mixed = [(c, by_category[c][i]) for i in range(PER_CATEGORY) for c in world.CATEGORIES]
+    wanted = categories or world.CATEGORIES
+    mixed = [(c, by_category[c][i]) for i in range(PER_CATEGORY) for c in wanted]
     return mixed[:limit] if limit else mixed
 
 
 def score(
-    generator: EmbeddedGenerator, prompts: list[tuple[str, str]], guidance: float | None = None
+    generator: EmbeddedGenerator,
+    prompts: list[tuple[str, str]],
+    guidance: float | None = None,
+    layout: bool = False,
 ) -> dict[str, Any]:
-    """First-try results: per category prompt and question pass rates, per question kind, overall."""
+    """First-try results: per category prompt and question pass rates, per question kind, overall.
+
+    With layout, each prompt is drawn with plan_layout(prompt, seed=index) as its layout.
+    """
     judge = ExactJudge()
     tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    defaults = generator.defaults()
+    params = generator.capabilities().resolve(ImageParams(guidance=guidance))
     for index, (category, prompt) in enumerate(prompts):
-        request = GenerationRequest(
-            prompt, [index], defaults.width, defaults.height, defaults.steps, guidance
-        )
+        regions = plan_layout(prompt, seed=index) if layout else []
+        request = GenerationRequest(prompt, [index], params, layout=regions)
         image = generator.generate(request)[0]
         checklist = generator.checklist(prompt)
-        verdicts = judge.verify(image, checklist)
-        passed = [v.passed for v in verdicts]
+        passed = [v.passed for v in judge.verify([image], checklist)[0].verdicts]
         for key in (category, "overall"):
             _add(tallies[key], all(passed), sum(passed), len(passed))
         for req, ok in zip(checklist, passed, strict=True):
@@ -61,13 +70,10 @@ def _rates(tally: list[int]) -> dict[str, float | int]:
 
 def speed(generator: EmbeddedGenerator, repeats: int = 3) -> dict[str, float]:
     """Seconds per image at default settings for one image and for a batch of eight (after a warm-up)."""
-    defaults = generator.defaults()
+    params = generator.capabilities().resolve(ImageParams())
     result = {}
     for batch in (1, 8):
-        request = GenerationRequest(
-            "a red circle to the left of a blue square", list(range(batch)),
-            defaults.width, defaults.height, defaults.steps,
-        )
+        request = GenerationRequest("a red circle to the left of a blue square", list(range(batch)), params)
         generator.generate(request)
         start = time.perf_counter()
         for _ in range(repeats):
@@ -81,35 +87,58 @@ def run(
     out: TextIO = sys.stdout,
     weights: Path = WEIGHTS,
     guidance: float | None = None,
+    categories: tuple[str, ...] | None = None,
+    layout: bool = True,
+    device: str = "cpu",
+    measure_speed: bool = True,
 ) -> dict[str, Any]:
-    """Benchmark the embedded model on `limit` held-out prompts (all when None) and print a table."""
-    generator = EmbeddedGenerator(weights)
-    prompts = bench_prompts(limit)
+    """Benchmark the embedded model on `limit` held-out prompts (all when None) and print a table.
+
+    Two columns: the plain first try, and (layout=True) the first try given plan_layout(prompt).
+    """
+    generator = EmbeddedGenerator(weights, device=device)
+    prompts = bench_prompts(limit, categories)
     start = time.perf_counter()
-    results = score(generator, prompts, guidance)
-    results["speed"] = speed(generator)
-    results["guidance"] = generator.defaults().guidance if guidance is None else guidance
+    results: dict[str, Any] = {"plain": score(generator, prompts, guidance)}
+    if layout:
+        results["layout"] = score(generator, prompts, guidance, layout=True)
+    if measure_speed:
+        results["speed"] = speed(generator)
+    results["guidance"] = generator.capabilities().guidance if guidance is None else guidance
     results["seconds"] = time.perf_counter() - start
     write_table(results, out)
     return results
 
 
 def write_table(results: dict[str, Any], out: TextIO) -> None:
-    """The results as a markdown table, with the targets of issue #3 next to them."""
+    """The results as a markdown table, with the targets of issue #3 (and the layout issue) next to them."""
+    plain, with_layout = results["plain"], results.get("layout")
     out.write(f"embedded-shapes, guidance {results['guidance']}, first try, strict (no extra objects)\n\n")
-    out.write("| category | prompts | prompt pass | question pass | target |\n|---|---|---|---|---|\n")
-    rows = [*world.CATEGORIES, "overall"] + sorted(k for k in results if k.startswith("kind:"))
+    head = "| category | prompts | prompt pass | question pass | target |"
+    rule = "|---|---|---|---|---|"
+    if with_layout is not None:
+        head += " with layout: prompt pass | question pass | target |"
+        rule += "---|---|---|"
+    out.write(head + "\n" + rule + "\n")
+    rows = [*world.CATEGORIES, "overall"] + sorted(k for k in plain if k.startswith("kind:"))
     for key in rows:
-        if key not in results:
+        if key not in plain:
             continue
-        r = results[key]
+        r = plain[key]
         target = f">= {TARGETS[key]:.0%}" if key in TARGETS else ""
-        out.write(f"| {key} | {r['prompts']} | {r['pass_rate']:.1%} | {r['question_rate']:.1%} | {target} |\n")
-    s = results["speed"]
-    out.write(
-        f"\nspeed: {s['batch1_s_per_image']:.2f} s/image at batch 1, "
-        f"{s['batch8_s_per_image']:.2f} s/image at batch 8 ({8 * s['batch8_s_per_image']:.2f} s per batch)\n"
-    )
+        line = f"| {key} | {r['prompts']} | {r['pass_rate']:.1%} | {r['question_rate']:.1%} | {target} |"
+        if with_layout is not None:
+            lr = with_layout[key]
+            goal = f">= {LAYOUT_TARGETS[key]:.0%}" if key in LAYOUT_TARGETS else ""
+            line += f" {lr['pass_rate']:.1%} | {lr['question_rate']:.1%} | {goal} |"
+        out.write(line + "\n")
+    if "speed" in results:
+        s = results["speed"]
+        out.write(
+            f"\nspeed: {s['batch1_s_per_image']:.2f} s/image at batch 1, "
+            f"{s['batch8_s_per_image']:.2f} s/image at batch 8 ({8 * s['batch8_s_per_image']:.2f} s per batch)\n"
+        )
+    out.write(f"bench time: {results['seconds']:.0f} s\n")
 
 
 if __name__ == "__main__":
@@ -119,5 +148,17 @@ if __name__ == "__main__":
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
     parser.add_argument("--guidance", type=float, default=None)
+    parser.add_argument("--categories", default=None, help="Comma-separated, e.g. position,color_attr.")
+    parser.add_argument("--no-layout", action="store_true", help="Skip the with-layout column.")
+    parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    run(args.limit, weights=args.weights, guidance=args.guidance)
+    run(
+        args.limit,
+        weights=args.weights,
+        guidance=args.guidance,
+        categories=tuple(args.categories.split(",")) if args.categories else None,
+        layout=not args.no_layout,
+        device=args.device,
+        measure_speed=not args.no_speed,
+    )

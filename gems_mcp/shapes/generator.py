@@ -9,16 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image
 
-from gems_mcp.generation.base import (
-    GenerationCancelled,
-    GenerationDefaults,
-    GenerationError,
-    GenerationRequest,
-    StepCallback,
-)
+from gems_mcp.errors import GenerationCancelled, InvalidRequest, Unsupported
+from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
+from gems_mcp.generation.regions import blend, blend_mask
 from gems_mcp.shapes import world
+from gems_mcp.shapes.checklist import checklist
+from gems_mcp.shapes.layout import Cell, raster, region_cell, to_pixels
 
 if TYPE_CHECKING:
     from gems_mcp.shapes.judge import ExactJudge
@@ -31,9 +30,10 @@ WEIGHTS = Path(__file__).parent / "weights"
 MAX_SIDE = 1024
 MAX_STEPS = 200
 MAX_SEEDS = 64
+MAX_REGIONS = 8
 DEFAULT_STRENGTH = 0.6
 FALLBACK_GUIDANCE = 1.5
-_FEATURES = {"guidance": True, "edit": True, "negative_prompt": False}
+FEATURES = frozenset({"guidance", "edit", "layout", "inpaint"})
 
 
 def shipped_guidance(folder: Path = WEIGHTS) -> float:
@@ -56,23 +56,22 @@ class EmbeddedGenerator:
         self._load_lock = threading.Lock()
         # one job at a time: two concurrent batches would only fight over the same cores
         self._run_lock = threading.Lock()
-        self._defaults = GenerationDefaults(
+        # The model draws 32x32 and scales up by whole pixels; it was trained without negative prompts.
+        self._capabilities = Capabilities(
             width=256, height=256, steps=20, guidance=shipped_guidance(self._folder),
-            max_side=MAX_SIDE, max_steps=MAX_STEPS,
+            min_side=world.SIZE, max_side=MAX_SIDE, side_multiple=world.SIZE, max_steps=MAX_STEPS,
+            max_guidance=20.0, max_batch=MAX_SEEDS, max_regions=MAX_REGIONS, features=FEATURES,
+            name="the embedded model",
         )
 
-    def defaults(self) -> GenerationDefaults:
-        return self._defaults
-
-    def supports(self, feature: str) -> bool:
-        """guidance and edit yes; negative prompts no (the model was trained without them)."""
-        return _FEATURES.get(feature, False)
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
 
     def validate_prompt(self, prompt: str) -> None:
         world.parse(prompt)
 
     def checklist(self, prompt: str) -> list[Requirement]:
-        return world.checklist(prompt)
+        return checklist(prompt)
 
     def judge(self) -> ExactJudge:
         from gems_mcp.shapes.judge import ExactJudge
@@ -95,41 +94,59 @@ class EmbeddedGenerator:
         on_step: StepCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
     ) -> list[Image.Image]:
-        """One image per seed; the same request gives the same pixels."""
-        guidance = self._check(request)
-        spec = world.parse(request.prompt)
+        """One image per seed; the same request gives the same pixels.
+
+        Layout regions are drawn in their boxes (overlapping boxes are allowed: the later region
+        wins where they overlap). Inpainting (init image + edits) repaints only the edit boxes:
+        every pixel of the returned image outside them is the init image's (resized to the output
+        size by nearest neighbour when it has another size).
+        """
+        spec = _caption(request)
+        cells = _cells(request, self._capabilities)
         model = self.model()
         with self._run_lock:
             if should_stop is not None and should_stop():
                 raise GenerationCancelled("stopped before the first step")
-            native = _run(model, request, spec, guidance, _stepper(on_step, should_stop))
-        size = (request.width, request.height)
-        return [img.resize(size, Image.Resampling.NEAREST) for img in native]
-
-    def _check(self, request: GenerationRequest) -> float:
-        """Reject what the model cannot do, with the allowed range; returns the guidance to use."""
-        _check_size(request.width, request.height)
-        if not 1 <= request.steps <= MAX_STEPS:
-            raise GenerationError(f"steps must be between 1 and {MAX_STEPS}; got {request.steps}.")
-        if not 1 <= len(request.seeds) <= MAX_SEEDS:
-            raise GenerationError(f"give between 1 and {MAX_SEEDS} seeds; got {len(request.seeds)}.")
-        if request.negative_prompt:
-            raise GenerationError("The embedded model does not support negative prompts; leave it empty.")
-        guidance = self._defaults.guidance if request.guidance is None else request.guidance
-        if not 0.0 <= float(guidance) <= 20.0:
-            raise GenerationError(f"guidance must be between 0 and 20; got {guidance}.")
-        if request.strength is not None and not 0.0 < request.strength <= 1.0:
-            raise GenerationError(f"strength must be in (0, 1]; got {request.strength}.")
-        return float(guidance)
+            native = _run(model, request, spec, cells, _stepper(on_step, should_stop))
+        size = (request.params.width, request.params.height)
+        images = [img.resize(size, Image.Resampling.NEAREST) for img in native]
+        if request.edits:
+            assert request.init_image is not None
+            images = [composite(request.init_image, img, [r.box for r in request.edits]) for img in images]
+        return images
 
 
-def _check_size(width: int, height: int) -> None:
-    for side in (width, height):
-        if not (world.SIZE <= side <= MAX_SIDE and side % world.SIZE == 0):
-            raise GenerationError(
-                f"width and height must be multiples of {world.SIZE} between {world.SIZE} and "
-                f"{MAX_SIDE} (the model draws {world.SIZE}x{world.SIZE} and scales up); got {width}x{height}."
-            )
+def _caption(request: GenerationRequest) -> world.SceneSpec | None:
+    """The prompt's scene; None (no caption) for a blank prompt when regions say what to draw."""
+    if not request.prompt.strip() and (request.layout or request.edits):
+        return None
+    return world.parse(request.prompt)
+
+
+def _cells(request: GenerationRequest, caps: Capabilities) -> list[Cell]:
+    """The layout map's boxes: layout regions, then edit regions (an empty edit prompt keeps its box empty).
+
+    request.background is accepted and ignored: the shapes world has one background (flat, dark),
+    and it fills everything outside the boxes whatever the background prompt says.
+    """
+    cells: list[Cell] = []
+    if request.layout:
+        caps.check_regions(request.layout, "layout")
+        cells += [region_cell(r.prompt, r.box) for r in request.layout]
+    if request.edits:
+        if request.init_image is None:
+            raise InvalidRequest("region edits repaint an existing image; give init_image with the edits")
+        caps.check_regions(request.edits, "edits")
+        cells += [region_cell(r.prompt, r.box) for r in request.edits]
+    return cells
+
+
+def composite(init: Image.Image, generated: Image.Image, boxes: list[tuple[float, float, float, float]]) -> Image.Image:
+    """generated inside the boxes (fractions, rounded outward to whole output pixels), init everywhere else."""
+    base = init.convert("RGB")
+    if base.size != generated.size:
+        base = base.resize(generated.size, Image.Resampling.NEAREST)
+    return blend(base, generated, blend_mask(boxes, *generated.size))
 
 
 def _stepper(
@@ -147,17 +164,30 @@ def _stepper(
 def _run(
     model: ShapesModel,
     request: GenerationRequest,
-    spec: world.SceneSpec,
-    guidance: float,
+    spec: world.SceneSpec | None,
+    cells: list[Cell],
     step: Callable[[int, int], None],
 ) -> list[Image.Image]:
-    from gems_mcp.shapes.model import SampleJob, sample, to_tensor, to_uint8, tokenize
+    import torch
 
-    job = SampleJob([tokenize(spec)] * len(request.seeds), list(request.seeds), request.steps, guidance)
+    from gems_mcp.shapes.model import SampleJob, null_tokens, sample, to_tensor, to_uint8, tokenize
+
+    params = request.params
+    n = len(request.seeds)
+    ids = tokenize(spec) if spec is not None else null_tokens()
+    job = SampleJob([ids] * n, list(request.seeds), params.steps, params.guidance)
+    if cells:
+        if not model.config.layout_channels:
+            raise Unsupported("these embedded weights take no layout")
+        job.layout = torch.from_numpy(raster(cells)).float()[None].expand(n, -1, -1, -1)
     if request.init_image is not None:
-        job.init = to_tensor(world.native_pixels(request.init_image)[None]).expand(
-            len(request.seeds), -1, -1, -1
-        )
-        job.strength = DEFAULT_STRENGTH if request.strength is None else request.strength
+        job.init = to_tensor(world.native_pixels(request.init_image).copy()[None]).expand(n, -1, -1, -1)
+        job.strength = DEFAULT_STRENGTH if params.strength is None else params.strength
+    if request.edits:
+        mask = np.zeros((1, 1, world.SIZE, world.SIZE), dtype=np.float32)
+        for region in request.edits:
+            x0, y0, x1, y1 = to_pixels(region.box)
+            mask[..., y0:y1, x0:x1] = 1.0
+        job.mask = torch.from_numpy(mask).expand(n, -1, -1, -1)
     pixels = to_uint8(sample(model, job, on_step=step))
     return [Image.fromarray(p) for p in pixels]

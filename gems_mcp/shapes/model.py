@@ -1,10 +1,16 @@
-"""The embedded model: a word-level text encoder and a pixel-space UNet over 2x2 patches, plus DDIM sampling."""
+"""The embedded model: a word-level text encoder and a pixel-space UNet over 2x2 patches, plus DDIM sampling.
+
+The UNet also reads a layout map (gems_mcp.shapes.layout: per native pixel a one-hot color, a one-hot
+shape, "object here", "keep empty"), folded like the image and concatenated to its input. Weights
+saved before the layout input existed load with those input channels zero, which is the old model
+exactly whenever the map is empty.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +20,7 @@ from diffusers import DDIMScheduler, DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from gems_mcp.shapes.layout import LAYOUT_CHANNELS
 from gems_mcp.shapes.world import COLORS, RELATIONS, SHAPES, SIZE, SceneSpec
 
 PATCH = 2
@@ -55,6 +62,8 @@ class ModelConfig:
     text_width: int = 64
     text_layers: int = 2
     heads: int = 4
+    layout_channels: int = LAYOUT_CHANNELS
+    """Layout-map channels per native pixel (0: a model without layout input, the format before layouts)."""
 
     @classmethod
     def preset(cls, name: str) -> ModelConfig:
@@ -99,11 +108,24 @@ class ShapesModel(nn.Module):
         # explicit coordinates give cross-attention a handle on "left"/"above" at every level
         self.register_buffer("coords", torch.stack(torch.meshgrid(ramp, ramp, indexing="xy"))[None], persistent=False)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """v prediction for folded images x (B, 12, 16, 16) at timesteps t given word ids."""
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor, layout: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """v prediction for folded images x (B, 12, 16, 16) at timesteps t given word ids and a layout.
+
+        layout: (B, layout_channels, 32, 32) in {0, 1} at native resolution, or None for no layout.
+        """
         context = self.text(ids)
-        inp = torch.cat([x, self.coords.expand(x.shape[0], -1, -1, -1)], dim=1)
-        return self.unet(inp, t, encoder_hidden_states=context).sample
+        parts = [x, self.coords.expand(x.shape[0], -1, -1, -1)]
+        if self.config.layout_channels:
+            if layout is None:
+                shape = (x.shape[0], self.config.layout_channels * PATCH * PATCH, *x.shape[2:])
+                parts.append(x.new_zeros(shape))
+            else:
+                parts.append(fold(layout.to(x.dtype)))
+        elif layout is not None and bool(layout.any()):
+            raise ValueError("this model has no layout input")
+        return self.unet(torch.cat(parts, dim=1), t, encoder_hidden_states=context).sample
 
 
 def _build_unet(config: ModelConfig) -> UNet2DConditionModel:
@@ -112,7 +134,7 @@ def _build_unet(config: ModelConfig) -> UNet2DConditionModel:
     up = ("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (len(channels) - 1)
     return UNet2DConditionModel(
         sample_size=SIZE // PATCH,
-        in_channels=3 * PATCH * PATCH + 2,
+        in_channels=(3 + config.layout_channels) * PATCH * PATCH + 2,
         out_channels=3 * PATCH * PATCH,
         block_out_channels=channels,
         layers_per_block=config.layers_per_block,
@@ -177,7 +199,13 @@ def sample_scheduler() -> DDIMScheduler:
 
 @dataclass
 class SampleJob:
-    """One batched sampling call; init (B, 3, 32, 32) with strength turns it into image-to-image."""
+    """One batched sampling call.
+
+    init (B, 3, 32, 32) with strength turns it into image-to-image. layout (B, L, 32, 32) conditions
+    every candidate on a layout map. init with mask (B, 1, 32, 32; 1 = repaint) inpaints: every step
+    keeps the known pixels from the init image noised to that step (RePaint without resampling),
+    and the result holds the init pixels exactly outside the mask.
+    """
 
     ids: list[list[int]]
     seeds: list[int]
@@ -185,6 +213,8 @@ class SampleJob:
     guidance: float
     init: torch.Tensor | None = None
     strength: float = 1.0
+    layout: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
 
 def initial_noise(seeds: list[int], device: torch.device) -> torch.Tensor:
@@ -205,32 +235,61 @@ def sample(
     scheduler = sample_scheduler()
     scheduler.set_timesteps(job.steps, device=device)
     timesteps = scheduler.timesteps
-    x = initial_noise(job.seeds, device)
-    if job.init is not None:
+    noise = initial_noise(job.seeds, device)
+    x = noise
+    known = keep = None
+    if job.init is not None and job.mask is not None:
+        known = fold(job.init.to(device))
+        keep = fold((1 - job.mask.to(device).float()).expand(-1, 3, -1, -1))
+    elif job.init is not None:
         # img2img: start part-way down the schedule from a noised copy of the init image
-        keep = max(1, min(job.steps, round(job.steps * job.strength)))
-        timesteps = timesteps[job.steps - keep :]
-        x = scheduler.add_noise(fold(job.init.to(device)), x, timesteps[:1].repeat(len(job.seeds)))
-    context = _context(model, job, device)
+        steps = max(1, min(job.steps, round(job.steps * job.strength)))
+        timesteps = timesteps[job.steps - steps :]
+        x = scheduler.add_noise(fold(job.init.to(device)), noise, timesteps[:1].repeat(len(job.seeds)))
+    ids, layout = _conditions(model, job, device)
+    stride = scheduler.config.num_train_timesteps // job.steps
     for i, t in enumerate(timesteps):
-        v = _guided(model, x, t, context, job.guidance)
-        x = scheduler.step(v, t, x).prev_sample
+        if known is not None and i == 0:
+            x = keep * scheduler.add_noise(known, noise, t.repeat(len(job.seeds))) + (1 - keep) * x
+        v = _guided(model, x, t, ids, layout, job.guidance)
+        x = scheduler.step(v, int(t), x).prev_sample
+        if known is not None:
+            previous = int(t) - stride
+            if previous >= 0 and i + 1 < len(timesteps):
+                ref = scheduler.add_noise(known, noise, torch.full((len(job.seeds),), previous, device=device))
+            else:
+                ref = known
+            x = keep * ref + (1 - keep) * x
         if on_step is not None:
             on_step(i + 1, len(timesteps))
     return unfold(x)
 
 
-def _context(model: ShapesModel, job: SampleJob, device: torch.device) -> torch.Tensor:
+def _conditions(
+    model: ShapesModel, job: SampleJob, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Word ids and layout maps, with the unconditional half (no caption, no layout) when guiding."""
     ids = torch.tensor(job.ids, device=device)
+    layout = None if job.layout is None else job.layout.to(device).float()
     if job.guidance == 1.0:
-        return ids
-    return torch.cat([ids, torch.tensor([null_tokens()] * len(job.ids), device=device)])
+        return ids, layout
+    ids = torch.cat([ids, torch.tensor([null_tokens()] * len(job.ids), device=device)])
+    if layout is not None:
+        layout = torch.cat([layout, torch.zeros_like(layout)])
+    return ids, layout
 
 
-def _guided(model: ShapesModel, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor, guidance: float) -> torch.Tensor:
+def _guided(
+    model: ShapesModel,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    ids: torch.Tensor,
+    layout: torch.Tensor | None,
+    guidance: float,
+) -> torch.Tensor:
     if guidance == 1.0:
-        return model(x, t.expand(x.shape[0]), ids)
-    both = model(torch.cat([x, x]), t.expand(2 * x.shape[0]), ids)
+        return model(x, t.expand(x.shape[0]), ids, layout)
+    both = model(torch.cat([x, x]), t.expand(2 * x.shape[0]), ids, layout)
     cond, uncond = both.chunk(2)
     return uncond + guidance * (cond - uncond)
 
@@ -255,6 +314,27 @@ def load_weights(folder: Path, device: torch.device | str = "cpu") -> tuple[Shap
     config = json.loads((folder / CONFIG_FILE).read_text())
     sizes = dict(config["model"])
     sizes["channels"] = tuple(sizes["channels"])
-    model = ShapesModel(ModelConfig(**sizes))
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    # weights saved before layouts existed have no layout input: give them one, zero-initialised
+    sizes.setdefault("layout_channels", 0)
+    stored = ModelConfig(**sizes)
+    model = ShapesModel(replace(stored, layout_channels=max(stored.layout_channels, LAYOUT_CHANNELS)))
+    load_state(model, load_file(str(folder / WEIGHTS_FILE)))
     return model.to(device).eval(), config
+
+
+def load_state(model: ShapesModel, state: dict[str, torch.Tensor]) -> None:
+    """Load a state dict, zero-padding conv_in when the stored model had fewer input channels (no layout).
+
+    The image and coordinate channels come first in the input and keep their weights; the new layout
+    channels get zero weights, so the model computes exactly what the stored one did on an empty map.
+    """
+    key = "unet.conv_in.weight"
+    target = model.state_dict()[key]
+    stored = state[key]
+    if stored.shape != target.shape:
+        if stored.shape[0] != target.shape[0] or stored.shape[1] > target.shape[1]:
+            raise ValueError(f"cannot load conv_in of shape {tuple(stored.shape)} into {tuple(target.shape)}")
+        padded = torch.zeros_like(target)
+        padded[:, : stored.shape[1]] = stored
+        state = {**state, key: padded}
+    model.load_state_dict(state)

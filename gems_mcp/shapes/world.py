@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from gems_mcp.generation.base import GenerationError
-from gems_mcp.types import Requirement
+from gems_mcp.boxes import relation_holds as _relation_holds
+from gems_mcp.errors import Unsupported
 
 SIZE = 32
 """Native side of every image in the world, in pixels."""
@@ -134,18 +134,8 @@ def native_pixels(image: Image.Image) -> np.ndarray:
 
 
 def relation_holds(relation: str, a: tuple[float, float], b: tuple[float, float]) -> bool:
-    """Whether centre a is `relation` of centre b: the dominant axis decides (GenEval-like)."""
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    margin = 2.0
-    if relation == "left":
-        return dx > margin and dx >= abs(dy)
-    if relation == "right":
-        return -dx > margin and -dx >= abs(dy)
-    if relation == "above":
-        return dy > margin and dy >= abs(dx)
-    if relation == "below":
-        return -dy > margin and -dy >= abs(dx)
-    raise ValueError(f"unknown relation {relation!r}")
+    """Whether centre a (native pixels) is `relation` of centre b, with a 2-pixel margin."""
+    return _relation_holds(relation, a, b, margin=2.0)
 
 
 def _apart(a: Placed, b: Placed, gap: int = 2) -> bool:
@@ -219,8 +209,8 @@ def _normalize(prompt: str) -> str:
     return re.sub(r"^(?:there (?:is|are)|draw|show|make) ", "", text)
 
 
-def _fail(prompt: str, why: str) -> GenerationError:
-    return GenerationError(f"The embedded model cannot draw {prompt!r}: {why}. {HELP}")
+def _fail(prompt: str, why: str) -> Unsupported:
+    return Unsupported(f"The embedded model cannot draw {prompt!r}: {why}. {HELP}")
 
 
 def _parse_group(text: str, prompt: str) -> Group:
@@ -237,7 +227,7 @@ def _parse_group(text: str, prompt: str) -> Group:
 
 
 def parse(prompt: str) -> SceneSpec:
-    """The scene a prompt asks for; GenerationError (with examples) when it is outside the world."""
+    """The scene a prompt asks for; Unsupported (with examples) when it is outside the world."""
     text = _normalize(prompt)
     if not text:
         raise _fail(prompt, "the prompt is empty")
@@ -271,45 +261,6 @@ def _check_spec(spec: SceneSpec, prompt: str) -> None:
         colors = [g.color for g in groups]
         if len(groups) > 1 and (None in colors or len(set(colors)) < len(colors)):
             raise _fail(prompt, f"it names {shape}s more than once; give each group its own color")
-
-
-# ---------------------------------------------------------------- checklist
-
-
-def _target(group: Group) -> dict[str, str | None]:
-    return {"shape": group.shape, "color": group.color}
-
-
-def checklist(prompt: str) -> list[Requirement]:
-    """GEMS-style yes/no questions for a prompt, each with a machine-checkable `check`."""
-    spec = parse(prompt)
-    questions: list[tuple[str, str, dict[str, object]]] = []
-    for shape in dict.fromkeys(g.shape for g in spec.groups):
-        if any(g.color for g in spec.groups if g.shape == shape):
-            exists = {"type": "at_least", "shape": shape, "color": None, "n": 1}
-            questions.append((f"Is there a {shape}?", "object", exists))
-    for group in spec.groups:
-        questions.append(_group_question(group, several=len(spec.groups) > 1))
-    if spec.relation:
-        a, b = spec.groups
-        text = f"Is the {a.describe(False)} {RELATION_PHRASES[spec.relation]} the {b.describe(False)}?"
-        relation = {"type": "relation", "relation": spec.relation, "a": _target(a), "b": _target(b)}
-        questions.append((text, "position", relation))
-    strict = {"type": "only", "groups": [_target(g) | {"n": g.count} for g in spec.groups]}
-    questions.append(("Are there no other objects?", "count", strict))
-    return [
-        Requirement(id=f"q{i}", question=q, kind=kind, source="prompt", check=check)  # type: ignore[arg-type]
-        for i, (q, kind, check) in enumerate(questions, start=1)
-    ]
-
-
-def _group_question(group: Group, several: bool) -> tuple[str, str, dict[str, object]]:
-    if group.count > 1:
-        check = {"type": "exactly", **_target(group), "n": group.count}
-        return (f"Are there exactly {group.describe()}?", "count", check)
-    check = {"type": "at_least", **_target(group), "n": 1}
-    kind = "object" if group.color is None else ("attribute" if several else "color")
-    return (f"Is there {group.describe()}?", kind, check)
 
 
 # ---------------------------------------------------------------- sampling

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
 
 from gems_mcp.critique.base import Judge
-from gems_mcp.shapes.judge import ExactJudge, find_objects
 from gems_mcp.shapes import world
+from gems_mcp.shapes.checklist import checklist
+from gems_mcp.shapes.judge import ExactJudge, find_objects
 from gems_mcp.types import Requirement
 
 
@@ -41,8 +43,8 @@ def test_judge_answers_at_least_99_percent_right_on_1000_rendered_scenes() -> No
         spec = world.sample_spec((*world.CATEGORIES, "groups")[i % 7], rng)
         objects = world.place(spec, rng)
         image = _upscaled(objects)
-        yes = judge.verify(image, world.checklist(spec.caption()))
-        no = judge.verify(image, _negatives(spec, objects, rng))
+        yes = judge.verify([image], checklist(spec.caption()))[0].verdicts
+        no = judge.verify([image], _negatives(spec, objects, rng))[0].verdicts
         right += sum(v.passed for v in yes) + sum(not v.passed for v in no)
         total += len(yes) + len(no)
     assert right / total >= 0.99
@@ -52,13 +54,13 @@ def test_judge_answers_at_least_99_percent_right_on_1000_rendered_scenes() -> No
 def test_judge_finds_the_same_objects_at_any_size(side: int) -> None:
     spec = world.parse("two red circles and a blue triangle")
     objects = world.place(spec, np.random.default_rng(2))
-    found = sorted((f.color, f.shape) for f in find_objects(_upscaled(objects, side)))
+    found = sorted((f.color, f.object) for f in find_objects(_upscaled(objects, side)))
     assert found == [("blue", "triangle"), ("red", "circle"), ("red", "circle")]
 
 
 def test_empty_image_has_no_objects_and_fails_existence() -> None:
     image = Image.new("RGB", (256, 256), world.BACKGROUND)
-    verdicts = ExactJudge().verify(image, world.checklist("a red circle"))
+    verdicts = ExactJudge().verify([image], checklist("a red circle"))[0].verdicts
     assert not any(v.passed for v in verdicts[:-1])
 
 
@@ -66,17 +68,29 @@ def test_question_without_a_check_fails_with_an_explanation() -> None:
     image = _upscaled(world.place(world.parse("a red circle"), np.random.default_rng(0)))
     reqs = [
         Requirement(id="q1", question="Is it pretty?"),
-        Requirement(id="q2", question="Odd", check={"type": "smiles"}),
+        Requirement(id="q2", question="Is there a red circle?", check={"type": "at_least", "object": "circle"}),
     ]
-    verdicts = ExactJudge().verify(image, reqs)
+    verdicts = ExactJudge().verify([image], reqs)[0].verdicts
     assert [v.requirement_id for v in verdicts] == ["q1", "q2"]
-    assert not any(v.passed for v in verdicts)
-    assert all("cannot check" in (v.note or "") for v in verdicts)
+    assert not verdicts[0].passed and "cannot check" in (verdicts[0].note or "")
+    assert verdicts[1].passed
+    # a check of a type no judge knows is refused when the question is written, not judged wrongly
+    with pytest.raises(ValidationError):
+        Requirement(id="q3", question="Odd", check={"type": "smiles"})
+
+
+def test_judgement_reports_the_objects_it_found_with_boxes() -> None:
+    objects = world.place(world.parse("a red circle"), np.random.default_rng(0))
+    judgement = ExactJudge().verify([_upscaled(objects)], checklist("a red circle"))[0]
+    (found,) = judgement.detections
+    o = objects[0]
+    assert (found.object, found.color) == ("circle", "red")
+    assert found.box == (o.x0 / 32, o.y0 / 32, (o.x0 + o.side) / 32, (o.y0 + o.side) / 32)
 
 
 def test_verdict_notes_say_what_was_found() -> None:
     image = _upscaled(world.place(world.parse("a green square"), np.random.default_rng(0)))
-    verdicts = ExactJudge().verify(image, world.checklist("a red circle"))
+    verdicts = ExactJudge().verify([image], checklist("a red circle"))[0].verdicts
     assert "green square" in (verdicts[0].note or "")
     assert verdicts[0].judge == "exact"
 

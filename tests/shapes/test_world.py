@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gems_mcp.generation.base import GenerationError
+from gems_mcp.checks import Exactly, RelationCheck, Target
+from gems_mcp.errors import Unsupported
 from gems_mcp.shapes import world
+from gems_mcp.shapes.checklist import checklist
 from gems_mcp.shapes.world import Group, SceneSpec
 
 
@@ -54,7 +56,7 @@ def test_parse_understands_the_grammar(prompt: str, expected: SceneSpec) -> None
     ],
 )
 def test_parse_rejects_what_the_world_cannot_hold_with_examples(prompt: str, why: str) -> None:
-    with pytest.raises(GenerationError) as error:
+    with pytest.raises(Unsupported) as error:
         world.parse(prompt)
     message = str(error.value)
     assert why in message
@@ -69,27 +71,24 @@ def test_canonical_captions_parse_back_to_their_spec() -> None:
 
 
 def test_checklist_for_a_relation_asks_objects_position_and_no_extras() -> None:
-    reqs = world.checklist("a red circle to the left of a blue square")
+    reqs = checklist("a red circle to the left of a blue square")
     questions = [r.question for r in reqs]
     assert "Is there a red circle?" in questions
     assert "Is the red circle to the left of the blue square?" in questions
     assert questions[-1] == "Are there no other objects?"
     position = next(r for r in reqs if r.kind == "position")
-    assert position.check == {
-        "type": "relation",
-        "relation": "left",
-        "a": {"shape": "circle", "color": "red"},
-        "b": {"shape": "square", "color": "blue"},
-    }
+    assert position.check == RelationCheck(
+        relation="left", a=Target(object="circle", color="red"), b=Target(object="square", color="blue")
+    )
     assert [r.id for r in reqs] == [f"q{i}" for i in range(1, len(reqs) + 1)]
 
 
 def test_checklist_for_counting_asks_for_the_exact_number() -> None:
-    reqs = world.checklist("three blue squares")
-    count = next(r for r in reqs if r.check and r.check["type"] == "exactly")
+    reqs = checklist("three blue squares")
+    count = next(r for r in reqs if isinstance(r.check, Exactly))
     assert count.question == "Are there exactly three blue squares?"
     assert count.kind == "count"
-    assert count.check["n"] == 3
+    assert count.check.n == 3
 
 
 def test_rendered_scenes_use_only_the_palette_and_never_overlap() -> None:
