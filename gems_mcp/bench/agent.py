@@ -2,8 +2,10 @@
 
 It plays the roles an LLM agent plays against gems-mcp, with fixed rules, so the loop can be
 measured: `single` (one image), `best-of-B` (B seeds in one batch; GEMS' "Search" baseline),
-`loop` (refine from the last round's failures only), `gems` (skill, memory view, experiences) and
-`gems+lessons` (gems after earlier tasks filled the lesson store).
+`layout` (one image drawn from the planner's layout), `loop` (rewrite the prompt from the last
+round's failures only), `repair` (no layout; region edits aimed at what the judge found, as SLD
+corrects an image it did not lay out), `gems` (skill, planner layout, region edits, memory view,
+experiences) and `gems+lessons` (gems after earlier tasks filled the lesson store).
 """
 
 from __future__ import annotations
@@ -17,14 +19,19 @@ from typing import IO, Any, Literal
 
 from mcp import Client
 
+from gems_mcp import uris
+from gems_mcp.bench.repair import plan_repair
+from gems_mcp.checks import Detection
 from gems_mcp.shapes import world
+from gems_mcp.shapes.layout import plan_layout
 
-Condition = Literal["single", "best-of-B", "loop", "gems", "gems+lessons"]
-CONDITIONS: tuple[Condition, ...] = ("single", "best-of-B", "loop", "gems", "gems+lessons")
+Condition = Literal["single", "best-of-B", "layout", "loop", "repair", "gems", "gems+lessons"]
+CONDITIONS: tuple[Condition, ...] = ("single", "best-of-B", "layout", "loop", "repair", "gems", "gems+lessons")
 SKILL = "shapes-world"
 LEVERS = ("edit", "mirror", "reorder", "reseed")
-_LEVER_TAG = re.compile(r"\[lever: ([a-z]+)\]")
-_TRAJECTORY = re.compile(r"trajectory (t-[0-9a-f]+)")
+SPATIAL = ("recolor", "add", "erase", "move", "relayout")
+_LEVER_TAG = re.compile(r"\[lever: ([a-z+]+)\]")
+_TRAJECTORY_URI = uris.trajectory("")
 
 
 class AgentError(RuntimeError):
@@ -57,6 +64,8 @@ class _State:
     curve: list[float] = field(default_factory=list)
     done: bool = False
     last_failed: list[dict[str, Any]] = field(default_factory=list)
+    found: list[Detection] = field(default_factory=list)
+    planned: list[tuple[float, float, float, float]] | None = None
 
 
 class ReferenceAgent:
@@ -77,12 +86,14 @@ class ReferenceAgent:
         started = time.perf_counter()
         if self.condition == "single":
             state = await self._generate(prompt, n=1, seed=seed)
+        elif self.condition == "layout":
+            state = await self._generate(_canonical(prompt), n=1, seed=seed, intent=prompt, layout=_layout(prompt, seed))
         elif self.condition == "best-of-B":
             state = await self._generate(prompt, n=self.budget, seed=seed)
         else:
             state = await self._iterate(prompt, seed)
-        images = 1 if self.condition == "single" else self.budget
-        used = len(state.curve) * self.n if self.condition in ("loop", "gems", "gems+lessons") else images
+        images = 1 if self.condition in ("single", "layout") else self.budget
+        used = len(state.curve) * self.n if self.condition in ("loop", "repair", "gems", "gems+lessons") else images
         curve = state.curve + [state.curve[-1]] * (self.budget - len(state.curve)) if state.curve else []
         return Outcome(
             prompt=prompt,
@@ -101,30 +112,44 @@ class ReferenceAgent:
     # -- the loop conditions -----------------------------------------------------------------
 
     async def _iterate(self, prompt: str, seed: int | None) -> _State:
-        use_memory = self.condition != "loop"
-        preferred: list[str] = []
-        if self.condition == "gems+lessons":
-            preferred = await self._lessons(prompt)
-        if use_memory:
-            await self._call("skill_" + SKILL, {"prompt": prompt})
-            prompt_used = _canonical(prompt)
-        else:
-            prompt_used = prompt
-        state = await self._generate(
-            prompt_used, n=self.n, seed=seed, intent=prompt, skill=SKILL if use_memory else None
-        )
+        if self.condition == "loop":
+            return await self._rewrite_loop(prompt, seed)
+        preferred = await self._lessons(prompt) if self.condition == "gems+lessons" else []
+        await self._call("skill_" + SKILL, {"prompt": prompt})
+        canonical = _canonical(prompt)
+        layout = _layout(prompt, seed) if self.condition != "repair" else None
+        state = await self._generate(canonical, n=self.n, seed=seed, intent=prompt, skill=SKILL, layout=layout)
+        state.planned = [tuple(r["box"]) for r in layout] if layout else None
+        relayouts, tried = 0, {}
         while not state.done:
-            history = await self._recall(state.trajectory_id) if use_memory else None
-            lever, next_prompt, mode = self._choose(prompt, prompt_used, state, preferred, history)
-            experience = _experience(state, lever) if use_memory else None
-            args: dict[str, Any] = {"trajectory_id": state.trajectory_id, "prompt": next_prompt, "mode": mode}
-            if experience:
-                args["experience"] = experience
+            spec = _spec(prompt)
+            repair = plan_repair(spec, state.found, state.planned) if spec else None
+            args: dict[str, Any] = {"trajectory_id": state.trajectory_id, "prompt": canonical}
+            signature = repr(repair.edits) if repair else ""
+            tried[signature] = tried.get(signature, 0) + 1
+            if repair and repair.edits and tried[signature] <= 2 and "relayout" not in preferred[:1]:
+                lever = "+".join(repair.levers)
+                args |= {"mode": "inpaint", "edits": repair.edits, "image_id": state.best_image}
+            else:
+                relayouts += 1
+                lever = "relayout" if layout else "reseed"
+                if layout:
+                    args["layout"] = _layout(prompt, (seed or 0) + 7919 * relayouts)
+                    state.planned = [tuple(r["box"]) for r in args["layout"]]
+            args["experience"] = _experience(state, lever)
+            await self._observe(state, await self._call("refine", args))
+        return state
+
+    async def _rewrite_loop(self, prompt: str, seed: int | None) -> _State:
+        """The refiner without memory, layouts or region edits: it rewrites the prompt from the last round."""
+        state = await self._generate(prompt, n=self.n, seed=seed)
+        current = prompt
+        while not state.done:
+            _, current, mode = self._choose(prompt, current, state, [], None)
+            args: dict[str, Any] = {"trajectory_id": state.trajectory_id, "prompt": current, "mode": mode}
             if mode == "edit":
                 args["strength"] = 0.55
-            result = await self._call("refine", args)
-            prompt_used = next_prompt
-            await self._observe(state, result)
+            await self._observe(state, await self._call("refine", args))
         return state
 
     def _choose(
@@ -156,9 +181,12 @@ class ReferenceAgent:
     # -- talking to the server ---------------------------------------------------------------
 
     async def _generate(
-        self, prompt: str, n: int, seed: int | None, intent: str | None = None, skill: str | None = None
+        self, prompt: str, n: int, seed: int | None, intent: str | None = None, skill: str | None = None,
+        layout: list[dict[str, Any]] | None = None,
     ) -> _State:
         args: dict[str, Any] = {"prompt": prompt, "n": n}
+        if layout:
+            args["layout"] = layout
         if seed is not None:
             args["seed"] = seed
         if intent and intent != prompt:
@@ -166,10 +194,10 @@ class ReferenceAgent:
         if skill:
             args["skill"] = skill
         result = await self._call("generate", args)
-        match = _TRAJECTORY.search(result.content[0].text)
-        if not match:
-            raise AgentError("generate did not name its trajectory")
-        state = _State(trajectory_id=match.group(1), checklist=[])
+        links = [c.uri for c in result.content if c.type == "resource_link" and str(c.uri).startswith(_TRAJECTORY_URI)]
+        if not links:
+            raise AgentError("generate did not link its trajectory")
+        state = _State(trajectory_id=str(links[-1]).removeprefix(_TRAJECTORY_URI), checklist=[])
         await self._observe(state, result)
         return state
 
@@ -190,7 +218,11 @@ class ReferenceAgent:
         state.curve.append(max(best_fraction, state.best_fraction, 0.0))
         if best_fraction > state.best_fraction:
             state.best_fraction, state.best_image = best_fraction, best_image
-        state.last_failed = best_failed
+            found = (data.get("detections") or {}).get(best_image) or []
+            state.found = [Detection.model_validate(d) for d in found]
+            state.last_failed = best_failed
+        if not state.curve[:-1]:
+            state.last_failed = best_failed
         state.done = str(data.get("status", "")).startswith("done")
         if self.log is not None:
             fails = ", ".join(r["id"] for r in best_failed) or "none"
@@ -224,6 +256,14 @@ def _spec(prompt: str) -> world.SceneSpec | None:
         return world.parse(prompt)
     except ValueError:
         return None
+
+
+def _layout(prompt: str, seed: int | None) -> list[dict[str, Any]] | None:
+    """The planner's layout for prompts that place, count or color several objects; None for one object."""
+    spec = _spec(prompt)
+    if spec is None or (len(spec.groups) == 1 and spec.total == 1):
+        return None
+    return [r.model_dump(mode="json") for r in plan_layout(prompt, seed)]
 
 
 def _canonical(prompt: str) -> str:

@@ -177,7 +177,7 @@ def draw_curve(results: dict[str, Any], path: Path) -> None:
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default()
-    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189)]
+    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194)]
     budget = results["budget"]
     curves = {c: d["summary"]["overall"]["curve"] for c, d in results["conditions"].items()}
     values = [v for curve in curves.values() for v in curve] or [0.0, 1.0]

@@ -103,7 +103,10 @@ class _CannedClient:
             answers = {"img-a": {"passed": True}, "img-b": {"passed": True}}
             data = {"checklist": [{"id": "q1", "question": "Is there a red circle?", "kind": "object",
                                    "answers": answers}], "images": list(answers), "status": "done (all_passed)"}
-        return SimpleNamespace(is_error=False, content=[SimpleNamespace(text=text)], structured_content=data)
+        content = [SimpleNamespace(type="text", text=text)]
+        if name == "generate":
+            content.append(SimpleNamespace(type="resource_link", uri="gems://trajectories/t-0123456789"))
+        return SimpleNamespace(is_error=False, content=content, structured_content=data)
 
 
 def test_the_loop_conditions_ask_for_the_candidates_per_round_they_were_given():
