@@ -29,6 +29,10 @@ class Repair:
     edits: list[dict[str, object]] = field(default_factory=list)
     levers: list[str] = field(default_factory=list)
 
+    def drop(self, box: Box) -> None:
+        """Forget the edits of a box (a recolored object that then has to move)."""
+        self.edits = [e for e in self.edits if e["box"] != [round(v, 4) for v in box]]
+
     def add(self, lever: str, box: Box, prompt: str) -> None:
         self.edits.append({"box": [round(v, 4) for v in box], "prompt": prompt})
         if lever not in self.levers:
@@ -153,6 +157,7 @@ def _fix_relation(
             continue
         occupied.remove(mover.box)
         occupied.append(box)
+        repair.drop(_grow(mover.box))
         repair.add("move", _grow(mover.box), "")
         repair.add("move", box, Group(mover.object, mover.color).describe())
         assigned[moving] = mover.model_copy(update={"box": box})
@@ -165,6 +170,7 @@ def _fix_relation(
     for det, box in zip((a, b), pair, strict=True):
         occupied.remove(det.box)
         occupied.append(box)
+        repair.drop(_grow(det.box))
         repair.add("move", _grow(det.box), "")
     for det, box in zip((a, b), pair, strict=True):
         repair.add("move", box, Group(det.object, det.color).describe())

@@ -182,7 +182,9 @@ def _run(
         job.layout = torch.from_numpy(raster(cells)).float()[None].expand(n, -1, -1, -1)
     if request.init_image is not None:
         job.init = to_tensor(world.native_pixels(request.init_image).copy()[None]).expand(n, -1, -1, -1)
-        job.strength = DEFAULT_STRENGTH if params.strength is None else params.strength
+        # a region edit redraws its boxes from noise unless asked otherwise; an image edit keeps more
+        default = 1.0 if request.edits else DEFAULT_STRENGTH
+        job.strength = default if params.strength is None else params.strength
     if request.edits:
         mask = np.zeros((1, 1, world.SIZE, world.SIZE), dtype=np.float32)
         for region in request.edits:
