@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import anyio
 import pytest
-from mcp import Client
 
-from gems_mcp.config import load_settings
-from gems_mcp.loop import AgentLoop
-from gems_mcp.server import create_server
 from tests.fakes import FakeGenerator, ScriptedJudge
+from tests.test_server import make, session
 
 QUESTIONS = ["Is there a red circle?", "Is the circle left of the square?"]
 LAYOUT = [{"prompt": "a red circle", "box": [0.05, 0.35, 0.35, 0.65]},
           {"prompt": "a blue square", "box": [0.65, 0.35, 0.95, 0.65]}]
-
-
-def make(generator=None, judge=None):
-    settings = load_settings()
-    loop = AgentLoop(settings, generator=generator or FakeGenerator(), judge=judge)
-    return create_server(settings, loop), loop
-
-
-def session(fn, server):
-    async def go():
-        async with Client(server) as client:
-            return await fn(client)
-
-    return anyio.run(go)
 
 
 def trajectory_id(result) -> str:
