@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from gems_mcp.generation.base import GenerationRequest  # noqa: E402
 from gems_mcp.generation.diffusers_backend import DiffusersGenerator  # noqa: E402
+from gems_mcp.types import GenerationParams  # noqa: E402
 from tests.tiny_pipeline import build_tiny_pipeline  # noqa: E402
 
 SIDE, STEPS = 64, 4
@@ -66,7 +67,8 @@ async def main(repeats: int) -> None:
 
     # 1. stdio generate vs direct call
     direct = DiffusersGenerator(str(model))
-    req = GenerationRequest(prompt="a red circle", seeds=[1], width=SIDE, height=SIDE, steps=STEPS, guidance=2.0)
+    params = GenerationParams(width=SIDE, height=SIDE, steps=STEPS, guidance=2.0)
+    req = GenerationRequest(prompt="a red circle", seeds=[1], params=params)
     direct.generate(req)  # warm-up
     t_direct = median_time(lambda: direct.generate(req), repeats)
     args = {"prompt": "a red circle", "seed": 1, "width": SIDE, "height": SIDE, "steps": STEPS, "guidance": 2.0}
