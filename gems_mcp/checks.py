@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from gems_mcp.boxes import Box, center, relation_holds
+from gems_mcp.boxes import Box, center, fmt, relation_holds
 
 Relation = Literal["left", "right", "above", "below"]
 
@@ -75,8 +75,7 @@ class Detection(BaseModel):
 
     def describe(self) -> str:
         name = f"{self.color} {self.object}" if self.color else self.object
-        box = "[" + ", ".join(f"{v:.2f}" for v in self.box) + "]"
-        return f"{name} at {box}"
+        return f"{name} at {fmt(self.box)}"
 
 
 def answer(check: AtLeast | Exactly | RelationCheck | Only, found: list[Detection]) -> bool:

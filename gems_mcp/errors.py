@@ -55,10 +55,6 @@ class GenerationCancelled(GemsError):
     """The caller asked to stop; denoising ended early."""
 
 
-class JudgeError(GemsError):
-    """A judge could not load or answer; the round and its images are kept."""
-
-
 class StoreError(GemsError):
     """The memory store could not be read or written (busy, corrupt, too new, unwritable)."""
 
