@@ -7,17 +7,20 @@ loaded one's counterparts built with ``from_pipe`` (the same UNet/transformer, V
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import threading
+import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest, Unsupported
+from gems_mcp.generation import offload
 from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
+from gems_mcp.generation.loading import LoadOptions, load_pipeline
+from gems_mcp.generation.loading import accepts as _accepts
+from gems_mcp.generation.loading import first_line as _first_line
 from gems_mcp.generation.regions import blend, blend_mask, latent_cell, model_mask, plan_passes
 from gems_mcp.types import Region
 
@@ -28,92 +31,54 @@ MAX_SIDE = 2048
 MAX_STEPS = 200
 
 
-def pick_device(requested: str = "auto") -> str:
-    """cuda > mps > cpu, unless a device is named."""
-    import torch
-
-    if requested != "auto":
-        if requested == "cuda" and not torch.cuda.is_available():
-            raise GenerationError("GEMS_DEVICE=cuda but no CUDA device is visible; use auto, mps or cpu.")
-        if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-            raise GenerationError("GEMS_DEVICE=mps but MPS is not available here; use auto, cuda or cpu.")
-        return requested
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def pick_dtype(device: str, requested: str = "auto") -> Any:
-    """bfloat16 on cuda, float32 elsewhere, unless a dtype is named."""
-    import torch
-
-    if requested == "auto":
-        return torch.bfloat16 if device == "cuda" else torch.float32
-    return getattr(torch, requested)
-
-
 class DiffusersGenerator:
     """Loads the pipeline once, lazily; image-to-image shares its weights through ``from_pipe``."""
 
-    def __init__(self, model: str, device: str = "auto", dtype: str = "auto") -> None:
+    _device = "cpu"
+    _offload: offload.Offload = "none"
+    _torch_generator_device = "cpu"
+
+    def __init__(
+        self, model: str, device: str = "auto", dtype: str = "auto", offload: str = "auto", compile: bool = False
+    ) -> None:
         self.name = model
         self._model = model
-        self._device_request = device
-        self._dtype_request = dtype
+        self._options = LoadOptions(device=device, dtype=dtype, offload=offload, compile=compile)
         self._pipe: Any = None
         self._img2img: Any = None
         self._inpaint: Any = None
         self._capabilities: Capabilities | None = None
         self._load_lock = threading.Lock()
+        self.report = "not loaded yet"
 
     # -- loading ---------------------------------------------------------------------------
 
     def load(self) -> Any:
-        """The text-to-image pipeline, loaded on first use."""
+        """The text-to-image pipeline, loaded on first use (and warmed up when it is compiled)."""
         with self._load_lock:
             if self._pipe is None:
-                self._pipe = self._load_pipeline()
+                loaded = load_pipeline(self._model, self._options)
+                self._device, self._offload = loaded.device, loaded.offload
+                # torch.Generator on mps is unsupported by some ops; seeds drawn on the CPU stay reproducible.
+                self._torch_generator_device = "cpu" if loaded.device == "mps" else loaded.device
+                self._pipe = loaded.pipe
+                self.report = loaded.describe()
+                if self._options.compile:
+                    self.report += f", compiled (warm-up {self._warm_up():.1f} s)"
+                    log.info("%s: %s", self._model, self.report)
             return self._pipe
 
-    def _load_pipeline(self) -> Any:
-        from diffusers import DiffusionPipeline
-        from diffusers.utils import logging as diffusers_logging
+    def _warm_up(self) -> float:
+        """One short generation at the default size, so torch.compile's compilation is not paid by the first call."""
+        from gems_mcp.types import GenerationParams
 
-        diffusers_logging.disable_progress_bar()
-
-        device = pick_device(self._device_request)
-        dtype = pick_dtype(device, self._dtype_request)
-        kwargs: dict[str, Any] = {"dtype": dtype}
-        path = Path(self._model).expanduser()
-        if path.exists():
-            kwargs.update(_missing_components(path))
-            source = str(path)
-        elif self._model.startswith((".", "/", "~")) or self._model.count("/") > 1:
-            raise GenerationError(f"GEMS_MODEL='{self._model}' does not exist; give a diffusers pipeline folder or a hub id.")
-        else:
-            source = self._model
-        try:
-            pipe = DiffusionPipeline.from_pretrained(source, **kwargs)
-        except Exception as exc:  # diffusers raises many types; the user needs one sentence
-            raise GenerationError(
-                f"GEMS_MODEL='{self._model}' could not be loaded as a diffusers pipeline: {_first_line(exc)}"
-            ) from exc
-        if not callable(pipe) or not _accepts(pipe, "prompt"):
-            raise GenerationError(f"GEMS_MODEL='{self._model}' is not a text-to-image pipeline (it takes no prompt).")
-        try:
-            pipe.to(device)
-        except (RuntimeError, ValueError) as exc:  # out of memory, or a dtype the device lacks
-            raise GenerationError(
-                f"GEMS_MODEL='{self._model}' could not be put on {device}: {_first_line(exc)}"
-            ) from exc
-        pipe.set_progress_bar_config(disable=True)
-        log.info("loaded %s (%s) on %s as %s", self._model, type(pipe).__name__, device, dtype)
-        self._device = device
-        # torch.Generator on mps is unsupported by some ops; seeds drawn on the CPU stay reproducible.
-        self._torch_generator_device = "cpu" if device == "mps" else device
-        return pipe
+        began = time.perf_counter()
+        side = _default_side(self._pipe)
+        params = GenerationParams(width=side, height=side, steps=2, guidance=None)
+        kwargs = self._call_kwargs(self._pipe, GenerationRequest("warm-up", [0], params), "warm-up")
+        kwargs.update(width=side, height=side)
+        self._run_pass(self._pipe, kwargs, self._generators([0]), _Progress([2], None, None))
+        return time.perf_counter() - began
 
     def _image_to_image(self) -> Any:
         return self._counterpart("_img2img", "AutoPipelineForImage2Image", "image-to-image", "edit an image")
@@ -257,12 +222,16 @@ class DiffusersGenerator:
         kwargs = {**kwargs, "generator": generators}
         if _accepts(pipe, "callback_on_step_end"):
             kwargs["callback_on_step_end"] = progress.on_step_end
+        width, height = kwargs.get("width") or 0, kwargs.get("height") or 0
+        offload.fit_vae(pipe, width, height)
         try:
             with torch.inference_mode():
                 output = pipe(**{k: v for k, v in kwargs.items() if _accepts(pipe, k)})
-        except torch.cuda.OutOfMemoryError as exc:
+        except torch.OutOfMemoryError as exc:
+            # The pipeline stays loaded: hooks reset and the cache emptied, the next (smaller) call can run.
+            offload.release(pipe, self._device)
             raise GenerationError(
-                "the device ran out of memory; ask for fewer candidates (n), a smaller width/height or fewer steps."
+                offload.out_of_memory_advice(self._offload, self._device, len(generators), width, height)
             ) from exc
         except ValueError as exc:  # diffusers' check_inputs: sizes, lengths, strength the model cannot take
             raise GenerationError(f"{type(pipe).__name__} refused the request: {_first_line(exc)}") from exc
@@ -320,32 +289,6 @@ class _Progress:
         return callback_kwargs
 
 
-def _missing_components(folder: Path) -> dict[str, None]:
-    """Components named in model_index.json whose folder is absent load as None (e.g. SD3 without T5)."""
-    index = folder / "model_index.json"
-    if not index.is_file():
-        raise GenerationError(
-            f"GEMS_MODEL='{folder}' is not a diffusers pipeline folder: it has no model_index.json."
-        )
-    try:
-        config = json.loads(index.read_text())
-    except ValueError as exc:
-        raise GenerationError(f"{index} is not valid JSON: {exc}") from exc
-    missing = {}
-    for name, value in config.items():
-        if name.startswith("_") or not isinstance(value, list) or value[0] is None:
-            continue
-        if not (folder / name).is_dir():
-            log.warning("component %s is missing from %s; loading the pipeline without it", name, folder)
-            missing[name] = None
-    return missing
-
-
-def _accepts(pipe: Any, name: str) -> bool:
-    params = inspect.signature(pipe.__call__).parameters
-    return name in params
-
-
 def _default(params: Any, name: str, fallback: Any) -> Any:
     param = params.get(name)
     if param is None or param.default is inspect.Parameter.empty or param.default is None:
@@ -373,8 +316,3 @@ def _fit(image: Image.Image, width: int, height: int) -> Image.Image:
     """The caller's image as RGB at the output size (unchanged bytes when it already fits)."""
     image = image.convert("RGB")
     return image if image.size == (width, height) else image.resize((width, height))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -16,12 +16,6 @@ from gems_mcp.generation.base import GenerationCancelled, GenerationError, Gener
 from gems_mcp.generation.diffusers_backend import DiffusersGenerator
 from gems_mcp.generation.regions import ERASE_PROMPT, blend_mask, cell_box, model_mask, plan_passes
 from gems_mcp.types import GenerationParams, Region
-from tests.tiny_pipeline import build_tiny_pipeline
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory):
-    return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
 
 
 @pytest.fixture(scope="session")
