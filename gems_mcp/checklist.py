@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from gems_mcp import inputs
+from gems_mcp.critique.questions import prompt_questions, question_check
 from gems_mcp.errors import InvalidRequest
 from gems_mcp.generation.base import Generator
 from gems_mcp.memory.lessons import classify_kind
@@ -15,9 +16,14 @@ if TYPE_CHECKING:
 
 
 def build_checklist(
-    generator: Generator, intent: str, requirements: list[str] | None, body: SkillBody | None
+    generator: Generator, intent: str, requirements: list[str] | None, body: SkillBody | None, derive: bool = False
 ) -> tuple[list[Requirement], list[str]]:
-    """The backend's own questions when it knows its world, else the agent's and the skill's; and notes."""
+    """The backend's own questions when it knows its world, else the agent's and the skill's; and notes.
+
+    With `derive` (a model judge is configured), questions given in the derived forms get typed checks,
+    and with no questions from anyone, typed questions are read from the prompt itself (objects, counts,
+    colors, relations, quoted text) so the judge has checks.
+    """
     notes: list[str] = []
     questions: list[Requirement] = list(generator.checklist(intent) or [])
     if questions:
@@ -29,6 +35,18 @@ def build_checklist(
     else:
         questions += [Requirement(id="", question=inputs.question(t), source="agent") for t in requirements or []]
         questions += [Requirement(id="", question=t, source="skill") for t in (body.checklist if body else [])]
+        for req in questions if derive else []:
+            # "Are there exactly two dogs?" from the agent is as checkable as the same question derived.
+            typed = question_check(req.question)
+            if typed is not None:
+                req.kind, req.check = typed
+        if not questions and derive:
+            questions = prompt_questions(intent)[: inputs.MAX_QUESTIONS]
+            if questions:
+                notes.append(
+                    f"{len(questions)} questions were derived from the prompt (objects, counts, colors, relations, "
+                    "quoted text); pass requirements to generate to set your own"
+                )
     if not questions:
         notes.append("no checklist: pass requirements (yes/no questions) to generate so rounds can be verified")
     if len(questions) > inputs.MAX_QUESTIONS:

@@ -51,6 +51,10 @@ class GenerationError(GemsError):
     """The backend could not run a request (the pipeline refused it, out of memory, load failed)."""
 
 
+class JudgeError(GemsError):
+    """The server judge could not load or answer; the round and its images are kept and critique can be retried."""
+
+
 class GenerationCancelled(GemsError):
     """The caller asked to stop; denoising ended early."""
 

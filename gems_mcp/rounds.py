@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,8 +12,9 @@ import anyio.to_thread
 from PIL import Image
 
 from gems_mcp import inputs
-from gems_mcp.errors import InvalidRequest
+from gems_mcp.errors import InvalidRequest, JudgeError
 from gems_mcp.generation.base import Capabilities, GenerationRequest, Generator
+from gems_mcp.generation.devices import split_request
 from gems_mcp.generation.queue import DeviceQueue, ProgressFn
 from gems_mcp.images import ImageStore
 from gems_mcp.params import ParamResolver
@@ -31,6 +33,8 @@ from gems_mcp.types import (
 if TYPE_CHECKING:
     from gems_mcp.critique.base import Judge
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class RoundPlan:
@@ -44,6 +48,8 @@ class RoundPlan:
     layout: list[Region] = field(default_factory=list)
     background: str | None = None
     edits: list[Region] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What the agent should hear about the round beyond its results (a judge that failed)."""
 
     def request(self) -> GenerationRequest:
         return GenerationRequest(
@@ -122,19 +128,27 @@ class RoundRunner:
     async def run(
         self, plan: RoundPlan, index: int, checklist: list[Requirement], progress: ProgressFn | None
     ) -> tuple[Round, list[Image.Image]]:
-        """A new Round (numbered `index`; the store renumbers it on commit) and its images."""
+        """A new Round (numbered `index`; the store renumbers it on commit) and its images.
+
+        A judge that fails leaves the round unjudged (and says so in `plan.notes`): the images are kept and
+        critique can be retried."""
         generator = self._generator()
         request = plan.request()
         queued = time.perf_counter()
         started: list[float] = []
 
-        def work(on_step: Any, should_stop: Any) -> list[Image.Image]:
-            started.append(time.perf_counter())
-            return generator.generate(request, on_step, should_stop)
+        def work_on(part: GenerationRequest) -> Any:
+            def work(on_step: Any, should_stop: Any) -> list[Image.Image]:
+                started.append(time.perf_counter())
+                return generator.generate(part, on_step, should_stop)
 
-        images = await self.queue.run(work, progress)
+            return work
+
+        # Several devices: the candidates are split by seed, one part per device, run side by side.
+        parts = split_request(request, len(self.queue.devices))
+        images = [im for part in await self.queue.run_all([work_on(p) for p in parts], progress) for im in part]
         done = time.perf_counter()
-        began = started[0] if started else done
+        began = min(started) if started else done
         record = {**plan.params.model_dump(exclude_none=True), "prompt": plan.prompt, "model": generator.name}
 
         def save_all() -> list[Candidate]:
@@ -150,11 +164,19 @@ class RoundRunner:
         )
         if self._judge() is not None and checklist:
             t0 = time.perf_counter()
-            await self.judge(checklist, rnd, images)
-            rnd.timings["judge_s"] = round(time.perf_counter() - t0, 3)
+            try:
+                await self.judge(checklist, rnd, images)
+                rnd.timings["judge_s"] = round(time.perf_counter() - t0, 3)
+            except JudgeError as exc:
+                log.warning("round %d kept unjudged: %s", index, exc)
+                plan.notes.append(f"the server judge failed, so this round is not judged yet: {exc}; "
+                                  "call critique to retry, or answer with verdicts")
         return rnd, images
 
-    async def judge(self, checklist: list[Requirement], rnd: Round, images: list[Image.Image] | None = None) -> None:
+    async def judge(
+        self, checklist: list[Requirement], rnd: Round, images: list[Image.Image] | None = None,
+        progress: ProgressFn | None = None,
+    ) -> None:
         """The server judge's verdicts and detections on every candidate; agent answers it cannot give are kept."""
         judge = self._judge()
         assert judge is not None
@@ -162,11 +184,19 @@ class RoundRunner:
         if not covered:
             return
 
-        def verify() -> list[Any]:
-            pictures = images if images is not None else [self.images.load(c.image_id) for c in rnd.candidates]
+        pictures = images
+        if pictures is None:
+            pictures = await anyio.to_thread.run_sync(lambda: [self.images.load(c.image_id) for c in rnd.candidates])
+
+        def verify(on_step: Any, should_stop: Any) -> list[Any]:
             return judge.verify(pictures, covered)
 
-        judgements = await anyio.to_thread.run_sync(verify)
+        # The judge's model shares the device with the generator: its work waits in the same queue, for the
+        # judge's own device when the queue spreads jobs over several.
+        on = getattr(judge, "device", None)
+        judgements = await self.queue.run(verify, progress, device=on if on in self.queue.devices else None)
+        if len(judgements) != len(rnd.candidates):
+            raise JudgeError(f"the judge {judge.name} answered for {len(judgements)} of {len(rnd.candidates)} images")
         covered_ids = {r.id for r in covered}
         for candidate, judgement in zip(rnd.candidates, judgements, strict=True):
             kept = [v for v in candidate.verdicts or [] if v.judge == "agent" and v.requirement_id not in covered_ids]

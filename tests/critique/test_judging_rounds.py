@@ -1,0 +1,80 @@
+"""The server judge inside the loop: it waits in the device queue, a failure keeps the round, critique retries."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from gems_mcp.checks import Exactly
+from gems_mcp.config import load_settings
+from gems_mcp.critique.base import Judgement
+from gems_mcp.errors import JudgeError
+from gems_mcp.generation.queue import current_device
+from gems_mcp.loop import AgentLoop
+from gems_mcp.types import ImageParams, Verdict
+from tests.fakes import FakeGenerator
+
+
+class FlakyJudge:
+    """Fails while `broken` (like a model folder not there yet), then passes everything; notes where it ran."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.ran_on: list[str | None] = []
+
+    def covers(self, requirement):
+        return True
+
+    def verify(self, images, checklist):
+        self.ran_on.append(current_device())
+        if self.broken:
+            raise JudgeError("GEMS_JUDGE=vlm:/models/q does not exist; give a local model folder or a hub id")
+        return [Judgement([Verdict(requirement_id=r.id, passed=True, judge=self.name, probability=0.9)
+                           for r in checklist]) for _ in images]
+
+
+def test_a_failing_judge_keeps_the_round_and_its_images_and_critique_retries():
+    judge = FlakyJudge()
+    loop = AgentLoop(load_settings(), generator=FakeGenerator(), judge=judge)
+
+    async def go():
+        result = await loop.generate("a red circle", requirements=["Is there a red circle?"], n=2, seed=1)
+        stored = loop.trajectory(result.trajectory.id)
+        with pytest.raises(JudgeError, match="does not exist"):
+            await loop.critique(stored.id)
+        judge.broken = False
+        return result, stored, await loop.critique(stored.id)
+
+    result, stored, (after, rnd, _) = anyio.run(go)
+    assert any("server judge failed" in note and "critique" in note for note in result.notes)
+    assert len(stored.rounds) == 1 and not stored.rounds[0].judged
+    assert all(loop.images.load(c.image_id).size == (64, 64) for c in stored.rounds[0].candidates)
+    assert rnd.judged and after.status == "done" and after.done_reason == "all_passed"
+    assert rnd.candidates[0].verdicts[0].probability == 0.9
+
+
+def test_the_judge_runs_as_a_job_of_the_device_queue():
+    judge = FlakyJudge()
+    judge.broken = False
+    loop = AgentLoop(load_settings(), generator=FakeGenerator(), judge=judge)
+    anyio.run(lambda: loop.generate("a red circle", requirements=["Is there a red circle?"], seed=1))
+    assert judge.ran_on == ["default"]  # outside the queue there is no device: None
+
+
+@pytest.mark.slow
+def test_a_detector_judges_a_real_pipelines_round_from_the_checklist_it_derived(tmp_path, grid_detector):
+    from tests.tiny_pipeline import build_tiny_pipeline
+
+    model = build_tiny_pipeline(tmp_path / "sd")
+    settings = load_settings(model=str(model), judge=f"detect:{grid_detector}", judge_threshold=0.5, device="cpu")
+    loop = AgentLoop(settings)
+    result = anyio.run(lambda: loop.generate("two dogs", seed=1, params=ImageParams(steps=2)))
+    (question,) = result.trajectory.checklist
+    assert question.check == Exactly(object="dog", n=2)
+    candidate = result.round.candidates[0]
+    # The grid detector sees a dog in each of its 16 cells: two dogs were asked for, so the verdict is no.
+    assert len(candidate.detections) == 16 and all(0 <= v <= 1 for d in candidate.detections for v in d.box)
+    assert candidate.verdicts[0].passed is False and candidate.verdicts[0].judge == f"detect:{grid_detector}"
+    assert "judge_s" in result.round.timings
