@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from gems_mcp.errors import InvalidRequest
+from gems_mcp import inputs
+from gems_mcp.errors import InvalidRequest, TrajectoryFinished
 from gems_mcp.rounds import in_order
-from gems_mcp.types import Candidate, Requirement, Round, Verdict
+from gems_mcp.types import Candidate, Requirement, Round, Trajectory, Verdict
 
 
 class VerdictInput(BaseModel):
     """The agent's answer to one checklist question."""
 
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     id: str = Field(description="Question id from the checklist, e.g. 'q1'.")
     passed: bool = Field(description="true when the image satisfies the question (yes), false otherwise.")
-    note: str | None = Field(default=None, max_length=500, description="Optional: what is wrong or right.")
+    note: str | None = Field(
+        default=None, max_length=inputs.MAX_NOTE_CHARS, description="Optional: what is wrong or right."
+    )
 
 
 def candidate(rnd: Round, image_id: str | None) -> Candidate:
@@ -27,26 +32,47 @@ def candidate(rnd: Round, image_id: str | None) -> Candidate:
         if c.image_id == image_id:
             return c
     ids = ", ".join(c.image_id for c in rnd.candidates)
-    raise InvalidRequest(f"image {image_id} is not in round {rnd.index}; its images are {ids}")
+    raise InvalidRequest(f"image {inputs.quoted(image_id)} is not in round {rnd.index}; its images are {ids}")
+
+
+def check_open(trajectory: Trajectory) -> None:
+    """Verdicts decide the answer: once a trajectory is done they can no longer change."""
+    if trajectory.status == "done":
+        raise TrajectoryFinished(
+            trajectory.id, f"is done ({trajectory.done_reason or 'closed'}); its verdicts can no longer change"
+        )
 
 
 def agent_verdicts(
-    checklist: list[Requirement], answers: list[VerdictInput], existing: list[Verdict] | None
-) -> list[Verdict]:
-    """The agent's answers, one per question, merged over what a judge said before."""
+    checklist: list[Requirement], answers: list[VerdictInput], chosen: Candidate
+) -> tuple[list[Verdict], list[Verdict], list[str]]:
+    """The verdicts that count, the agent's own answers (all kept), and notes for the agent.
+
+    A question a server judge answered keeps the judge's verdict; the agent's answer to it is
+    kept beside it in agent_verdicts. Questions no server judge answered count the agent's answer.
+    """
     ids = [r.id for r in checklist]
     if not ids and answers:
         raise InvalidRequest("this trajectory has no checklist, so there is nothing to answer; pass verdicts=[]")
     seen: set[str] = set()
     for a in answers:
         if a.id not in ids:
-            raise InvalidRequest(f"'{a.id}' is not a question of this checklist; ids are {', '.join(ids)}")
+            listed = ", ".join(ids[:30])
+            raise InvalidRequest(f"{inputs.quoted(a.id)} is not a question of this checklist; ids are {listed}")
         if a.id in seen:
             raise InvalidRequest(f"question {a.id} is answered twice; give one verdict per question")
         seen.add(a.id)
     answered = {a.id: Verdict(requirement_id=a.id, passed=a.passed, note=a.note, judge="agent") for a in answers}
-    previous = {v.requirement_id: v for v in existing or []}
+    previous = {v.requirement_id: v for v in chosen.verdicts or []}
     missing = [i for i in ids if i not in answered and i not in previous]
     if missing:
         raise InvalidRequest(f"give one verdict per question; missing: {', '.join(missing)}")
-    return in_order(checklist, list({**previous, **answered}.values()))
+    judged = {i for i, v in previous.items() if v.judge != "agent"}
+    counted = {**previous, **{i: v for i, v in answered.items() if i not in judged}}
+    given = {**{v.requirement_id: v for v in chosen.agent_verdicts or []}, **answered}
+    notes = [f"recorded your verdicts for image {chosen.image_id}"]
+    kept = [i for i in ids if i in judged and i in answered]
+    if kept:
+        judge = previous[kept[0]].judge
+        notes.append(f"the server judge ({judge})'s verdicts on {', '.join(kept)} stand; yours are kept beside them")
+    return in_order(checklist, list(counted.values())), in_order(checklist, list(given.values())), notes

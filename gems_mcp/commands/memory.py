@@ -12,6 +12,8 @@ from pathlib import Path
 
 from gems_mcp.config import load_settings
 from gems_mcp.errors import GemsError, InvalidRequest, UnknownTrajectory
+from gems_mcp.images import ImageStore
+from gems_mcp.memory import retention
 from gems_mcp.memory.store import MemoryStore
 from gems_mcp.memory.views import build_view
 
@@ -33,13 +35,13 @@ def add_memory_command(
     listing.add_argument("--limit", type=int, default=20, help="How many to list (default 20).")
 
     show = actions.add_parser("show", help="One trajectory's memory view, as recall_memory gives it.")
-    show.add_argument("trajectory_id", metavar="ID")
+    show.add_argument("trajectory_id", metavar="ID", help="a trajectory id, as `gems-mcp memory list` shows them")
     show.add_argument("--budget", type=int, default=None, help="Characters (default GEMS_MEMORY_BUDGET).")
 
     export = actions.add_parser("export", help="All trajectories and lessons as JSON.")
     export.add_argument("--out", type=Path, default=None, help="Write to FILE instead of stdout.")
 
-    prune = actions.add_parser("prune", help="Delete old trajectories, or one by id.")
+    prune = actions.add_parser("prune", help="Delete old trajectories, or one by id, with their images.")
     which = prune.add_mutually_exclusive_group(required=True)
     which.add_argument("--older-than", type=float, metavar="DAYS",
                        help="Delete trajectories not updated for DAYS days.")
@@ -114,11 +116,16 @@ def _export(store: MemoryStore, out: Path | None) -> int:
 
 
 def _prune(store: MemoryStore, older_than: float | None, trajectory_id: str | None) -> int:
+    images = ImageStore(store.home / "images")
     if trajectory_id is not None:
-        store.delete_trajectory(trajectory_id)
-        print(f"Deleted trajectory {trajectory_id}.")
+        pictures = retention.delete(store, images, trajectory_id)
+        print(f"Deleted trajectory {trajectory_id} and {_images(pictures)} only it used.")
         return 0
     assert older_than is not None
-    removed = store.prune(older_than)
-    print(f"Deleted {removed} trajectories not updated for {older_than:g} days.")
+    removed, pictures = retention.prune(store, images, older_than)
+    print(f"Deleted {removed} trajectories not updated for {older_than:g} days and {_images(pictures)}.")
     return 0
+
+
+def _images(n: int) -> str:
+    return f"{n} image" + ("" if n == 1 else "s")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import math
 import re
-from collections import Counter
 
+import bm25s
 from pydantic import BaseModel
 
 from gems_mcp.memory.views import derive_experience, round_statuses
 from gems_mcp.types import Lesson, RequirementKind, Trajectory
 
 LESSON_MAX_WORDS = 99
+LESSON_MAX_CHARS = 400
+"""A lesson's text is cut to this many characters when kept and when recalled (older ones may be longer)."""
 # BM25's usual constants (Robertson & Zaragoza).
 BM25_K1 = 1.5
 BM25_B = 0.75
@@ -117,7 +118,9 @@ def _lesson_id(trajectory_id: str, round_index: int, requirement_id: str) -> str
 
 def _clip_words(text: str, limit: int) -> str:
     words = text.split()
-    return text if len(words) <= limit else " ".join(words[:limit]) + "…"
+    text = text if len(words) <= limit else " ".join(words[:limit]) + "…"
+    # a single 'word' can be a megabyte: words alone do not bound the size
+    return text if len(text) <= LESSON_MAX_CHARS else text[: LESSON_MAX_CHARS - 1] + "…"
 
 
 def extract_lessons(traj: Trajectory) -> list[Lesson]:
@@ -164,6 +167,16 @@ class LessonHit(BaseModel):
     kind_match: bool
 
 
+def clip_hit(hit: LessonHit) -> LessonHit:
+    """The hit with its lesson's text and intent cut to size, for lessons stored before the caps."""
+    lesson = hit.lesson
+    if len(lesson.text) <= LESSON_MAX_CHARS and len(lesson.intent) <= LESSON_MAX_CHARS:
+        return hit
+    clipped = lesson.model_copy(update={"text": _clip_words(lesson.text, LESSON_MAX_WORDS),
+                                        "intent": _clip_words(lesson.intent, LESSON_MAX_WORDS)})
+    return hit.model_copy(update={"lesson": clipped})
+
+
 _STOPWORDS = {
     "a", "an", "the", "of", "and", "or", "in", "on", "at", "to", "with", "is", "are", "be",
     "it", "its", "this", "that", "these", "those", "there", "does", "do", "has", "have",
@@ -187,6 +200,23 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _bm25_scores(docs: list[tuple[str, ...]], query: list[str]) -> list[float]:
+    """BM25 of each document for the query (each query term once), by bm25s.
+
+    bm25s' Lucene variant has the usual idf, log(1 + (N - df + 0.5) / (df + 0.5)), and leaves out the
+    (k1 + 1) factor of the term-frequency part, which only scales every score alike; it is put back so
+    the scores stay those of the textbook formula.
+    """
+    if not any(docs):
+        return [0.0] * len(docs)
+    retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
+    retriever.index([list(doc) for doc in docs], show_progress=False)
+    known = [term for term in query if term in retriever.vocab_dict]
+    if not known:
+        return [0.0] * len(docs)
+    return [float(x) * (BM25_K1 + 1) for x in retriever.get_scores(known)]
+
+
 def _relevant(shared: int, query_size: int) -> bool:
     """Enough of the query's words in the lesson: one shared word ('red') is a coincidence."""
     return shared >= min(MIN_SHARED_TERMS, query_size) and shared / query_size >= MIN_COVERAGE
@@ -203,19 +233,13 @@ def recall_lessons(
     if not pool or not query_terms:
         return []
     docs = [_terms(f"{lesson.intent} {lesson.question}") for lesson in pool]
-    n_docs = len(docs)
-    avg_len = sum(len(d) for d in docs) / n_docs or 1.0
-    df = Counter(term for doc in docs for term in set(doc) if term in query_terms)
-    idf = {t: math.log(1 + (n_docs - df[t] + 0.5) / (df[t] + 0.5)) for t in query_terms}
+    scores = _bm25_scores(docs, sorted(query_terms))
     wanted = query_kinds(query)
 
     hits: dict[str, LessonHit] = {}
-    for lesson, doc in zip(pool, docs, strict=True):
-        tf = Counter(t for t in doc if t in query_terms)
-        if not _relevant(len(tf), len(query_terms)):
+    for lesson, doc, score in zip(pool, docs, scores, strict=True):
+        if not _relevant(len(query_terms.intersection(doc)), len(query_terms)):
             continue
-        norm = BM25_K1 * (1 - BM25_B + BM25_B * len(doc) / avg_len)
-        score = sum(idf[t] * n * (BM25_K1 + 1) / (n + norm) for t, n in tf.items())
         kind_match = lesson.kind in wanted
         score *= 1 + KIND_BOOST * kind_match
         # The same experience can stand behind several flipped questions: show it once.

@@ -8,35 +8,28 @@ several processes never lose each other's rounds.
 
 from __future__ import annotations
 
-import copy
 import hashlib
+import json
 import logging
-import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
 from pydantic import ValidationError
-from tinydb import Query, TinyDB
+from tinydb import Query
 from tinydb.table import Document, Table
 
 from gems_mcp.errors import InvalidRequest, UnknownTrajectory
+from gems_mcp.memory.database import DB_NAME, LESSONS, MIGRATIONS, TRAJECTORIES, Database
 from gems_mcp.memory.storage import (
     LOCK_TIMEOUT_S,
-    META,
     SCHEMA_VERSION,
     AtomicJSONStorage,
     MemoryBusy,
     MemoryCorrupted,
     MemorySchemaTooNew,
     MemoryStoreError,
-    RawTables,
-    holding,
-    schema_version,
 )
 from gems_mcp.types import Lesson, Trajectory, now
 
@@ -56,93 +49,22 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DB_NAME = "memory.json"
-
-Migration = Callable[[RawTables], RawTables]
-
-_TRAJECTORIES = "trajectories"
-_LESSONS = "lessons"
-
-
-def _migrate_v0(tables: RawTables) -> RawTables:
-    """v0 (a plain tinydb file without a schema version) -> v1: add the version record."""
-    tables = dict(tables)
-    tables.setdefault(_TRAJECTORIES, {})
-    tables.setdefault(_LESSONS, {})
-    tables[META] = {"1": {"schema_version": 1}}
-    return tables
-
-
-# version -> function that upgrades raw tables from that version to the next one.
-MIGRATIONS: dict[int, Migration] = {0: _migrate_v0}
-
 
 def _lesson_doc_id(lesson_id: str) -> int:
     """A stable tinydb document id for a lesson, so re-adding one is a no-op."""
     return int.from_bytes(hashlib.blake2b(lesson_id.encode(), digest_size=6).digest(), "big")
 
 
-class MemoryStore:
+class MemoryStore(Database):
     """Trajectories and lessons of one GEMS home, safe to share between processes."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = Path(home)
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.path = self.home / DB_NAME
-        self._filelock = FileLock(str(self.home / (DB_NAME + ".lock")), timeout=LOCK_TIMEOUT_S)
-        # tinydb's in-process structures are not thread-safe; one RLock per store covers them.
-        self._mutex = threading.RLock()
-        self._storage: AtomicJSONStorage
-        self._db = TinyDB(self.path, self._filelock, storage=AtomicJSONStorage)
-        self._storage = self._db.storage  # type: ignore[assignment]
+    def __init__(self, home: Path, max_lessons: int | None = None, max_lesson_bytes: int | None = None) -> None:
+        self.max_lessons = max_lessons
+        self.max_lesson_bytes = max_lesson_bytes
+        super().__init__(home)
         # Query caches are per instance and never see other processes' writes: disable them.
-        self._trajectories: Table = self._db.table(_TRAJECTORIES, cache_size=0)
-        self._lessons: Table = self._db.table(_LESSONS, cache_size=0)
-        with self._locked():
-            self._storage.remove_orphan_temps()
-            self._migrate()
-
-    # -- locking and schema ----------------------------------------------------------------
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the in-process and cross-process locks for a read-modify-write."""
-        with self._mutex, holding(self._filelock, self.path):
-            yield
-
-    def _migrate(self) -> None:
-        tables = self._storage.read()
-        if tables is None:
-            self._storage.write({META: {"1": {"schema_version": SCHEMA_VERSION}},
-                                 _TRAJECTORIES: {}, _LESSONS: {}})
-            return
-        version = schema_version(tables)
-        if version == SCHEMA_VERSION:
-            return
-        backup = self.path.with_name(f"{DB_NAME}.bak-v{version}")
-        shutil.copy2(self.path, backup)
-        log.info("migrating %s from schema %d to %d (copy kept at %s)",
-                 self.path, version, SCHEMA_VERSION, backup)
-        # A copy: a migration that fails half-way must not leave the cache half-migrated.
-        upgraded = copy.deepcopy(tables)
-        while version < SCHEMA_VERSION:
-            step = MIGRATIONS.get(version)
-            if step is None:
-                raise MemoryStoreError(
-                    f"The memory database {self.path} has schema version {version}, "
-                    f"which no migration of this gems-mcp upgrades."
-                )
-            upgraded = step(upgraded)
-            version += 1
-        upgraded[META] = {"1": {"schema_version": SCHEMA_VERSION}}
-        self._storage.write(upgraded)
-
-    @property
-    def schema_version(self) -> int:
-        """The schema version recorded in the database file."""
-        with self._mutex:
-            tables = self._storage.read()
-        return SCHEMA_VERSION if tables is None else schema_version(tables)
+        self._trajectories: Table = self._db.table(TRAJECTORIES, cache_size=0)
+        self._lessons: Table = self._db.table(LESSONS, cache_size=0)
 
     # -- trajectories ----------------------------------------------------------------------
 
@@ -183,14 +105,16 @@ class MemoryStore:
 
     def get_trajectory(self, trajectory_id: str) -> Trajectory:
         """The stored trajectory with this id; UnknownTrajectory if there is none."""
-        with self._mutex:
+        with self._reading():
             return self._get(trajectory_id)[1]
 
     def list_trajectories(self, limit: int | None = None) -> list[Trajectory]:
         """Stored trajectories, newest (by creation) first, at most ``limit`` of them."""
         if limit is not None and limit < 0:
             raise InvalidRequest(f"limit must be 0 or more, not {limit}")
-        with self._mutex:
+        if self.read_problem is not None:
+            return []
+        with self._reading():
             docs = sorted(self._trajectories, key=lambda d: d.get("created_at", 0), reverse=True)
         out: list[Trajectory] = []
         for doc in docs:
@@ -213,16 +137,27 @@ class MemoryStore:
 
     def prune(self, older_than_days: float) -> int:
         """Remove trajectories not updated for ``older_than_days``; returns how many went."""
+        return len(self.remove_stale(older_than_days))
+
+    def remove_stale(self, older_than_days: float) -> list[dict[str, Any]]:
+        """Remove trajectories not updated for ``older_than_days``; returns the removed records as stored."""
         if not older_than_days >= 0:
             raise InvalidRequest(f"older_than_days must be 0 or more, not {older_than_days}")
         cutoff = time.time() - older_than_days * 86400.0
         with self._locked():
-            stale = [d.doc_id for d in self._trajectories if d.get("updated_at", 0) < cutoff]
+            stale = [d for d in self._trajectories if d.get("updated_at", 0) < cutoff]
             if stale:
-                self._trajectories.remove(doc_ids=stale)
+                self._trajectories.remove(doc_ids=[d.doc_id for d in stale])
         if stale:
             log.info("pruned %d trajectories older than %s days", len(stale), older_than_days)
-        return len(stale)
+        return [dict(d) for d in stale]
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every stored trajectory record as stored (even ones this version cannot parse)."""
+        if self.read_problem is not None:
+            return []
+        with self._reading():
+            return [dict(d) for d in self._trajectories]
 
     def _doc_id(self, trajectory_id: str) -> int | None:
         doc = self._trajectories.get(Query().id == trajectory_id)
@@ -256,10 +191,49 @@ class MemoryStore:
                     fresh[doc_id] = Document(lesson.model_dump(mode="json"), doc_id=doc_id)
             if fresh:
                 self._lessons.insert_multiple(fresh.values())
+                self._cap_lessons()
+
+    def _cap_lessons(self) -> None:
+        """Past the count or size cap, drop the least recalled lessons (the oldest first among equals)."""
+        docs = sorted(self._lessons, key=lambda d: (d.get("recalls", 0), d.get("created_at", 0)))
+        sizes = [len(json.dumps(d, ensure_ascii=False, separators=(",", ":"))) for d in docs]
+        total, drop = sum(sizes), 0
+        while drop < len(docs) and (
+            (self.max_lessons is not None and len(docs) - drop > self.max_lessons)
+            or (self.max_lesson_bytes is not None and total > self.max_lesson_bytes)
+        ):
+            total -= sizes[drop]
+            drop += 1
+        if drop:
+            self._lessons.remove(doc_ids=[d.doc_id for d in docs[:drop]])
+            log.info("dropped %d least recalled lessons to stay under the lessons cap", drop)
+
+    def note_recalled(self, lesson_ids: list[str]) -> None:
+        """Count one recall for each id (once per occurrence); best effort: a read-only store skips it."""
+        if not lesson_ids or self.write_problem is not None:
+            return
+        counts: dict[int, int] = {}
+        for lesson_id in lesson_ids:
+            counts[_lesson_doc_id(lesson_id)] = counts.get(_lesson_doc_id(lesson_id), 0) + 1
+        by_count: dict[int, list[int]] = {}
+        for doc_id, n in counts.items():
+            by_count.setdefault(n, []).append(doc_id)
+        try:
+            with self._locked():
+                present = {d.doc_id for d in self._lessons}
+                for n, doc_ids in by_count.items():  # one write per distinct count, usually one in all
+                    ids = [i for i in doc_ids if i in present]
+                    if ids:
+                        self._lessons.update(lambda d, n=n: d.__setitem__("recalls", d.get("recalls", 0) + n),
+                                             doc_ids=ids)
+        except MemoryStoreError as exc:
+            log.warning("could not count lesson recalls: %s", exc)
 
     def lessons(self) -> list[Lesson]:
         """Every stored lesson, oldest first."""
-        with self._mutex:
+        if self.read_problem is not None:
+            return []
+        with self._reading():
             docs = list(self._lessons)
         out = []
         for doc in docs:
@@ -274,7 +248,7 @@ class MemoryStore:
 
     def export(self) -> dict[str, Any]:
         """Everything stored, exactly as stored (even records this version cannot read)."""
-        with self._mutex:
+        with self._reading():
             trajectories = [dict(d) for d in self._trajectories]
             lessons = [dict(d) for d in self._lessons]
         trajectories.sort(key=lambda d: d.get("created_at", 0), reverse=True)

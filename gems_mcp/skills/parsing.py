@@ -31,6 +31,10 @@ BYTES_PER_TOKEN = 4
 need more tokens per character (CJK) are not under-counted."""
 MAX_HEADER_BYTES = 64 * 1024
 """A header longer than this is a file with an unclosed front matter, not a header."""
+MAX_SKILL_FILE_BYTES = 256 * 1024
+"""A SKILL.md larger than this is refused from its size alone, before a byte is parsed."""
+MAX_QUOTED_CHARS = 40
+"""Error messages quote at most this much of a value from a skill file."""
 
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NAME_RULE = f"lowercase letters, digits and single hyphens (not at either end), at most {MAX_NAME_CHARS} characters"
@@ -63,8 +67,24 @@ class Entry:
 # ---------------------------------------------------------------- headers
 
 
+def quote(value: Any) -> str:
+    """A value from a skill file for an error message: its repr, cut to a short prefix."""
+    text = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 1] + "…"
+
+
+def _check_file_size(path: Path) -> None:
+    size = path.stat().st_size
+    if size > MAX_SKILL_FILE_BYTES:
+        raise InvalidSkill(
+            f"SKILL.md is {size // 1024} KB; at most {MAX_SKILL_FILE_BYTES // 1024} KB are read, "
+            f"so move details into {REFERENCES_DIR}/ files"
+        )
+
+
 def _read_header(path: Path) -> _Header:
     """The header of a SKILL.md, read line by line so the body is never decoded here."""
+    _check_file_size(path)
     with path.open("rb") as f:
         # editors on Windows may add a BOM; it is not part of the '---' line
         first = f.readline().removeprefix(_BOM)
@@ -109,13 +129,28 @@ def _read_front_matter(f: Any, offset: int) -> _Header:
     )
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """SafeLoader without anchors and aliases: a few hundred bytes of aliases expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            mark = event.start_mark
+            raise InvalidSkill(
+                f"the front matter uses a YAML anchor or alias (&/*) at line {mark.line + 2}; "
+                "skill files must spell every value out"
+            )
+        return super().compose_node(parent, index)
+
+
 def _load_yaml(text: str) -> dict[str, Any]:
     try:
-        meta = yaml.safe_load(text)
+        meta = yaml.load(text, Loader=_PlainLoader)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 2}" if where is not None else ""
-        raise InvalidSkill(f"the front matter is not valid YAML{line}: {getattr(exc, 'problem', exc)}") from exc
+        problem = str(getattr(exc, "problem", None) or "unreadable")[:120]
+        raise InvalidSkill(f"the front matter is not valid YAML{line}: {problem}") from exc
     if not isinstance(meta, dict):
         raise InvalidSkill("the front matter must be a YAML mapping with at least 'name' and 'description'")
     return meta
@@ -150,15 +185,15 @@ def _check_name(header: _Header, folder: Path) -> str:
     skill_id = _skill_id(folder, header.gems)
     if header.gems:
         if not _NAME_RE.fullmatch(skill_id) or len(skill_id) > MAX_NAME_CHARS:
-            raise InvalidSkill(f"the folder name {folder.name!r} cannot be a skill id: use {_NAME_RULE}")
+            raise InvalidSkill(f"the folder name {quote(folder.name)} cannot be a skill id: use {_NAME_RULE}")
         return skill_id
     name = header.name
     if name is None:
         raise InvalidSkill("the front matter has no 'name'; add 'name: <folder name>'")
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or len(name) > MAX_NAME_CHARS:
-        raise InvalidSkill(f"the name {name!r} is not allowed: use {_NAME_RULE}")
+        raise InvalidSkill(f"the name {quote(name)} is not allowed: use {_NAME_RULE}")
     if name != folder.name:
-        raise InvalidSkill(f"the name {name!r} must equal the folder name {folder.name!r}")
+        raise InvalidSkill(f"the name {quote(name)} must equal the folder name {quote(folder.name)}")
     return name
 
 
@@ -190,7 +225,7 @@ def _check_strings(meta: dict[str, Any], key: str, question: bool = False) -> li
     if question:
         bad = next((v for v in items if not v.endswith("?")), None)
         if bad is not None:
-            raise InvalidSkill(f"checklist item {bad!r} must be a yes/no question ending with '?'")
+            raise InvalidSkill(f"checklist item {quote(bad)} must be a yes/no question ending with '?'")
     return items
 
 
@@ -205,7 +240,8 @@ def _check_defaults(meta: dict[str, Any]) -> SkillDefaults:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise InvalidSkill(
-            f"defaults.{where} = {first.get('input')!r} is not allowed ({first['msg'].lower()}); "
+            f"defaults.{where[:MAX_QUOTED_CHARS]} = {quote(first.get('input'))} is not allowed "
+            f"({first['msg'].lower()[:120]}); "
             "defaults take width and height (multiples of 8), steps (integer), guidance (number) "
             "and negative_prompt (text)"
         ) from exc
