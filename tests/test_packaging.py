@@ -38,3 +38,23 @@ def test_console_script_points_at_main():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["gems-mcp"] == "gems_mcp:main"
     assert any(d.startswith("mcp>=2.3,<3") for d in project["dependencies"])
+
+
+def test_readme_names_the_registry_entry_of_server_json_and_the_license_is_mit():
+    manifest = json.loads((ROOT / "server.json").read_text())
+    readme = (ROOT / "README.md").read_text()
+    # The MCP registry verifies a PyPI package by this line in its README (the PyPI description).
+    assert f"<!-- mcp-name: {manifest['name']} -->" in readme
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "MIT" and "LICENSE" in project["license-files"]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License\n\nCopyright (c) 2026 the gems-mcp authors")
+
+
+def test_the_gallery_pages_ship_inside_the_package():
+    from importlib import resources
+
+    static = resources.files("gems_mcp.gallery").joinpath("static")
+    names = {entry.name for entry in static.iterdir()}
+    assert {"index.html", "app.html", "render.js", "gallery.js", "app.js", "gallery.css"} <= names
+    wheel = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["packages"] == ["gems_mcp"]  # hatch ships every file under gems_mcp/, html and js included

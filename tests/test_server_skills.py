@@ -7,6 +7,7 @@ import textwrap
 import time
 
 import anyio
+import pytest
 from mcp import Client
 
 from gems_mcp.config import load_settings
@@ -14,6 +15,8 @@ from gems_mcp.loop import AgentLoop
 from gems_mcp.server import create_server
 from gems_mcp.skills import SkillLibrary, default_builtin_dir
 from tests.fakes import FakeGenerator
+
+pytestmark = pytest.mark.anyio
 
 
 def write_skill(root, skill_id, description, body="Say exactly what you want.", checklist=("Is it right?",)):
@@ -43,17 +46,12 @@ def make(user_dir=None):
     return create_server(settings, loop), skills
 
 
-def test_tool_list_carries_descriptions_but_no_bodies_until_a_skill_is_called():
+async def test_tool_list_carries_descriptions_but_no_bodies_until_a_skill_is_called():
     server, skills = make()
-
-    async def go():
-        async with Client(server) as client:
-            tools = {t.name: t for t in (await client.list_tools()).tools}
-            loads_after_list = skills.loads
-            result = await client.call_tool("skill_text-rendering", {"prompt": 'a cafe sign saying "OPEN"'})
-            return tools, loads_after_list, result
-
-    tools, loads_after_list, result = anyio.run(go)
+    async with Client(server) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        loads_after_list = skills.loads
+        result = await client.call_tool("skill_text-rendering", {"prompt": 'a cafe sign saying "OPEN"'})
     info = skills.skills()
     for skill_id, skill in info.items():
         assert tools[f"skill_{skill_id}"].description == skill.description
@@ -65,20 +63,16 @@ def test_tool_list_carries_descriptions_but_no_bodies_until_a_skill_is_called():
     assert all(q in text for q in body.checklist)
 
 
-def test_manifest_of_built_in_skills_stays_small():
+async def test_manifest_of_built_in_skills_stays_small():
     server, skills = make()
-
-    async def go():
-        async with Client(server) as client:
-            return await client.list_tools()
-
-    tools = anyio.run(go)
+    async with Client(server) as client:
+        tools = await client.list_tools()
     descriptions = sum(len(s.description.encode()) for s in skills.skills().values())
     assert descriptions <= 6 * 1024
     assert len(tools.model_dump_json(by_alias=True)) < 40_000
 
 
-def test_a_skill_added_on_disk_becomes_a_tool_and_list_changed_is_sent(tmp_path):
+async def test_a_skill_added_on_disk_becomes_a_tool_and_list_changed_is_sent(tmp_path):
     user = tmp_path / "skills"
     write_skill(user, "watercolor", "Use for watercolor paintings; not for photos.")
     server, _ = make(user)
@@ -89,51 +83,38 @@ def test_a_skill_added_on_disk_becomes_a_tool_and_list_changed_is_sent(tmp_path)
         if method:
             notifications.append(method)
 
-    async def go():
-        async with Client(server, mode="legacy", message_handler=on_message) as client:
-            before = {t.name for t in (await client.list_tools()).tools}
-            write_skill(user, "pixel-art", "Use for pixel art sprites; not for photos.")
-            deadline = time.monotonic() + 10
-            while "notifications/tools/list_changed" not in notifications and time.monotonic() < deadline:
-                await anyio.sleep(0.1)
-            after = {t.name for t in (await client.list_tools()).tools}
-            return before, after
-
-    before, after = anyio.run(go)
+    async with Client(server, mode="legacy", message_handler=on_message) as client:
+        before = {t.name for t in (await client.list_tools()).tools}
+        write_skill(user, "pixel-art", "Use for pixel art sprites; not for photos.")
+        deadline = time.monotonic() + 10
+        while "notifications/tools/list_changed" not in notifications and time.monotonic() < deadline:
+            await anyio.sleep(0.1)
+        after = {t.name for t in (await client.list_tools()).tools}
     assert "skill_watercolor" in before and "skill_pixel-art" not in before
     assert "notifications/tools/list_changed" in notifications
     assert "skill_pixel-art" in after
 
 
-def test_generate_with_a_user_skill_uses_its_questions_and_defaults(tmp_path):
+async def test_generate_with_a_user_skill_uses_its_questions_and_defaults(tmp_path):
     user = tmp_path / "skills"
     write_skill(user, "text-rendering", "My own text skill.", checklist=("Is the text legible?",))
     server, _ = make(user)
-
-    async def go():
-        async with Client(server) as client:
-            return await client.call_tool("generate", {"prompt": "a sign", "skill": "text-rendering", "requirements": ["Is there a sign?"]})
-
-    result = anyio.run(go)
+    async with Client(server) as client:
+        result = await client.call_tool(
+            "generate", {"prompt": "a sign", "skill": "text-rendering", "requirements": ["Is there a sign?"]}
+        )
     text = result.content[0].text
     assert not result.is_error
     assert "? q2 Is the text legible?" in text
     assert "7 steps" in text
 
 
-def test_a_reference_file_is_read_at_the_uri_the_skill_tool_gives():
+async def test_a_reference_file_is_read_at_the_uri_the_skill_tool_gives():
     server, _ = make()
-
-    async def go(client):
+    async with Client(server) as client:
         called = await client.call_tool("skill_text-rendering", {"prompt": "a shop sign"})
         text = called.content[0].text
         listed = text.split("## References")[1].splitlines()[1].removeprefix("- ")
-        return listed, await client.read_resource(f"skill://text-rendering/{listed}")
-
-    async def main():
-        async with Client(server) as client:
-            return await go(client)
-
-    listed, resource = anyio.run(main)
+        resource = await client.read_resource(f"skill://text-rendering/{listed}")
     assert listed == "references/typography.md"
     assert resource.contents[0].text.startswith("# Typography")

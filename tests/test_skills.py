@@ -329,27 +329,43 @@ def test_reload_notices_a_new_reference_file(tmp_path):
     assert library.body("alpha").references == ["references/notes.md"]
 
 
-def test_watch_calls_on_change_when_a_skill_appears(tmp_path):
+@pytest.mark.anyio
+async def test_watch_calls_on_change_when_a_skill_appears(tmp_path):
     library = SkillLibrary([tmp_path])
     calls: list[set[str]] = []
+    changed = anyio.Event()
 
-    async def main() -> None:
-        changed = anyio.Event()
+    async def on_change() -> None:
+        calls.append(set(library.skills()))
+        changed.set()
 
-        async def on_change() -> None:
-            calls.append(set(library.skills()))
-            changed.set()
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch, library, on_change, 0.01)
-            await anyio.sleep(0.05)
-            write_skill(tmp_path, "alpha")
-            with anyio.fail_after(5):
-                await changed.wait()
-            tg.cancel_scope.cancel()
-
-    anyio.run(main)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch, library, on_change, 0.01)
+        await anyio.sleep(0.05)
+        write_skill(tmp_path, "alpha")
+        with anyio.fail_after(5):
+            await changed.wait()
+        tg.cancel_scope.cancel()
     assert calls == [{"alpha"}]
+
+
+@pytest.mark.anyio
+async def test_watch_notices_a_skill_folder_created_after_start(tmp_path):
+    folder = tmp_path / "later"
+    library = SkillLibrary([folder])
+    changed = anyio.Event()
+
+    async def on_change() -> None:
+        changed.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch, library, on_change, 0.05)
+        await anyio.sleep(0.1)
+        write_skill(folder, "beta")
+        with anyio.fail_after(5):
+            await changed.wait()
+        tg.cancel_scope.cancel()
+    assert "beta" in library.skills()
 
 
 # ---------------------------------------------------------------- CLI
@@ -379,7 +395,7 @@ def test_cli_show_prints_body_checklist_and_defaults(capsys):
     assert "# Poster design" in out
     assert "checklist:" in out and "height: 1024" in out
 
-    assert run_cli("skills", "show", "no-such-skill") == 1
+    assert run_cli("skills", "show", "no-such-skill") == 2  # bad usage: see gems_mcp.cli
     assert "known skills:" in capsys.readouterr().err
 
 

@@ -225,8 +225,10 @@ class ReferenceAgent:
             state.last_failed = best_failed
         state.done = str(data.get("status", "")).startswith("done")
         if self.log is not None:
-            fails = ", ".join(r["id"] for r in best_failed) or "none"
-            print(f"  round {len(state.curve)}: {best_fraction:.0%} of questions pass; failed: {fails}", file=self.log)
+            passing = len(rows) - len(best_failed)
+            print(f"round {len(state.curve)}: {passing} of {len(rows)} questions pass", file=self.log)
+            for row in best_failed:
+                print(f"  ✗ {row['question']}", file=self.log)
 
     async def _recall(self, trajectory_id: str) -> dict[str, Any]:
         result = await self._call("recall_memory", {"trajectory_id": trajectory_id})
@@ -310,6 +312,7 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
     import anyio.to_thread
 
     from gems_mcp.config import load_settings
+    from gems_mcp.gallery import gallery_url
     from gems_mcp.loop import AgentLoop
     from gems_mcp.server import create_server
 
@@ -349,6 +352,7 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
         f"{verdict} after {outcome.rounds} round(s) ({outcome.seconds:.1f} s)\n"
         f"best image: {best_path}\ncontact sheet of all rounds: {sheet_path}\n"
         f"trajectory: {outcome.trajectory_id} (gems-mcp memory show {outcome.trajectory_id})"
+        + (f"\ngallery: {page}" if (page := gallery_url(settings.home, outcome.trajectory_id)) else "")
     )
 
 

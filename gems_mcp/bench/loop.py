@@ -15,9 +15,9 @@ from typing import IO, Any
 
 import numpy as np
 from mcp import Client, StdioServerParameters
-from PIL import Image, ImageDraw, ImageFont
 
 from gems_mcp.bench.agent import CONDITIONS, Outcome, ReferenceAgent, outcome_dict
+from gems_mcp.bench.curve import draw_curve, progress
 from gems_mcp.shapes import world
 
 DEV_SEED = 0xDE5E7
@@ -57,19 +57,19 @@ def _spread(prompts: list[tuple[str, str]], limit: int | None) -> list[tuple[str
     return picked
 
 
-def server_env(home: Path, budget: int) -> dict[str, str]:
+def server_env(home: Path, budget: int, backend: str = "local") -> dict[str, str]:
     """The stdio server's environment: the same settings the in-process server gets."""
-    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_MAX_ROUNDS": str(budget)}
+    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_MAX_ROUNDS": str(budget), "GEMS_BACKEND": backend}
     env["GEMS_MAX_CANDIDATES"] = str(max(8, budget))  # best-of-B asks for B candidates in one call
     env.pop("GEMS_MODEL", None)
     return env
 
 
 @asynccontextmanager
-async def connect(home: Path, budget: int, transport: str = "memory") -> AsyncIterator[Client]:
-    """A client on a fresh server whose round budget is the image budget."""
+async def connect(home: Path, budget: int, transport: str = "memory", backend: str = "local") -> AsyncIterator[Client]:
+    """A client on a fresh server whose round budget is the image budget (its model in process, or on Ray)."""
     if transport == "stdio":
-        env = server_env(home, budget)
+        env = server_env(home, budget, backend)
         params = StdioServerParameters(command=sys.executable, args=["-m", "gems_mcp", "serve"], env=env)
         async with Client(params) as client:
             yield client
@@ -77,27 +77,34 @@ async def connect(home: Path, budget: int, transport: str = "memory") -> AsyncIt
     from gems_mcp.config import load_settings
     from gems_mcp.server import create_server
 
-    settings = load_settings(home=home, max_rounds=budget, model=None, max_candidates=max(8, budget))
+    settings = load_settings(home=home, max_rounds=budget, model=None, max_candidates=max(8, budget), backend=backend)
     async with Client(create_server(settings)) as client:
         yield client
 
 
 async def run_condition(
-    condition: str, prompts: list[tuple[str, str]], budget: int, home: Path, transport: str, log: IO[str] | None
+    condition: str, prompts: list[tuple[str, str]], budget: int, home: Path, transport: str, log: IO[str] | None,
+    backend: str = "local",
 ) -> tuple[list[Outcome], float]:
     started = time.perf_counter()
-    async with connect(home, budget, transport) as client:
+    async with connect(home, budget, transport, backend) as client:
         if condition == "gems+lessons":
             warm = ReferenceAgent(client, "gems", budget)
-            for i, (_, prompt) in enumerate(split_prompts("dev", WARMUP_PROMPTS)):
+            warmup = split_prompts("dev", warmup_size(len(prompts)))
+            if log is not None:
+                print(f"  gems+lessons: filling the memory first with {len(warmup)} dev prompts", file=log)
+            for i, (_, prompt) in enumerate(progress(warmup, "gems+lessons warm-up", log)):
                 await warm.solve(prompt, seed=10_000 + i)
         agent = ReferenceAgent(client, condition, budget)  # type: ignore[arg-type]
         outcomes = []
-        for i, (category, prompt) in enumerate(prompts):
+        for i, (category, prompt) in enumerate(progress(prompts, condition, log)):
             outcomes.append(await agent.solve(prompt, category, seed=1000 * i))
-            if log is not None and (i + 1) % 20 == 0:
-                print(f"  {condition}: {i + 1}/{len(prompts)} prompts", file=log)
     return outcomes, time.perf_counter() - started
+
+
+def warmup_size(prompts: int) -> int:
+    """Dev prompts gems+lessons solves first: WARMUP_PROMPTS, or four per benchmark prompt when fewer."""
+    return min(WARMUP_PROMPTS, 4 * prompts)
 
 
 async def run_benchmark(
@@ -109,6 +116,7 @@ async def run_benchmark(
     out: Path,
     stream: IO[str],
     transport: str = "memory",
+    backend: str = "local",
 ) -> dict[str, Any]:
     """Run every condition, print the table, write results.json and curve.png under `out`."""
     unknown = [c for c in conditions if c not in CONDITIONS]
@@ -117,9 +125,11 @@ async def run_benchmark(
     prompts = file_prompts(prompts_file, limit) if prompts_file else split_prompts(split, limit)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"split": split, "budget": budget, "prompts": len(prompts), "conditions": {}}
+    if backend != "local":
+        results["backend"] = backend
     for condition in conditions:
         with tempfile.TemporaryDirectory(prefix="gems-bench-") as home:
-            outcomes, seconds = await run_condition(condition, prompts, budget, Path(home), transport, sys.stderr)
+            outcomes, seconds = await run_condition(condition, prompts, budget, Path(home), transport, sys.stderr, backend)
         results["conditions"][condition] = {
             "seconds": round(seconds, 1),
             "outcomes": [outcome_dict(o) for o in outcomes],
@@ -128,8 +138,10 @@ async def run_benchmark(
         print(f"{condition}: done in {seconds:.0f} s", file=sys.stderr)
     print_table(results, stream)
     (out / "results.json").write_text(json.dumps(results, indent=1))
-    draw_curve(results, out / "curve.png")
-    print(f"\nwrote {out / 'results.json'} and {out / 'curve.png'}", file=stream)
+    if draw_curve(results, out / "curve.png"):
+        print(f"\nwrote {out / 'results.json'} and {out / 'curve.png'}", file=stream)
+    else:
+        print(f"\nwrote {out / 'results.json'} (pip install 'gems-mcp[bench]' for curve.png)", file=stream)
     return results
 
 
@@ -169,40 +181,3 @@ def print_table(results: dict[str, Any], stream: IO[str]) -> None:
     for c in conditions:
         curve = results["conditions"][c]["summary"]["overall"]["curve"]
         print(f"  {c:<14}" + " ".join(f"{x:.3f}" for x in curve), file=stream)
-
-
-def draw_curve(results: dict[str, Any], path: Path) -> None:
-    """Question pass fraction per round per condition (like GEMS' Fig. 5), drawn with PIL."""
-    width, height, margin = 640, 400, 50
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
-    colors = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194)]
-    budget = results["budget"]
-    curves = {c: d["summary"]["overall"]["curve"] for c, d in results["conditions"].items()}
-    values = [v for curve in curves.values() for v in curve] or [0.0, 1.0]
-    low, high = max(0.0, min(values) - 0.05), min(1.0, max(values) + 0.05)
-
-    def xy(i: int, v: float) -> tuple[float, float]:
-        x = margin + (width - 2 * margin) * (i / max(1, budget - 1))
-        y = height - margin - (height - 2 * margin) * ((v - low) / max(1e-6, high - low))
-        return x, y
-
-    draw.line([(margin, margin), (margin, height - margin), (width - margin, height - margin)], fill="black")
-    for i in range(budget):
-        x, _ = xy(i, low)
-        draw.text((x - 3, height - margin + 6), str(i + 1), fill="black", font=font)
-    for v in np.linspace(low, high, 5):
-        _, y = xy(0, v)
-        draw.text((8, y - 5), f"{v:.2f}", fill="black", font=font)
-    draw.text((width // 2 - 30, height - 20), "round", fill="black", font=font)
-    draw.text((margin, 12), "question pass fraction (best so far)", fill="black", font=font)
-    for k, (condition, curve) in enumerate(curves.items()):
-        color = colors[k % len(colors)]
-        points = [xy(i, v) for i, v in enumerate(curve)]
-        if len(points) > 1:
-            draw.line(points, fill=color, width=2)
-        for x, y in points:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
-        draw.text((width - margin - 110, margin + 14 * k), condition, fill=color, font=font)
-    image.save(path)

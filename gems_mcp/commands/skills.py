@@ -66,8 +66,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
     library = _configured_library()
     try:
         body = library.body(args.id)
-    except (UnknownSkill, InvalidSkill) as exc:
-        print(str(exc), file=sys.stderr)
+    except UnknownSkill as exc:
+        print(f"gems-mcp skills show: {exc}; `gems-mcp skills list` shows the ids", file=sys.stderr)
+        return 2
+    except InvalidSkill as exc:
+        print(f"gems-mcp skills show: {exc}; `gems-mcp skills check` says what to fix", file=sys.stderr)
         return 1
     info = library.skills()[args.id]
     print(f"# {info.id} ({info.source}) {info.path}\n\n{info.description}\n\n{body.instructions}\n")

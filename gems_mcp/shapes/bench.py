@@ -8,6 +8,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, TextIO
 
+from tqdm import tqdm
+
 from gems_mcp.generation.base import GenerationRequest
 from gems_mcp.shapes import world
 from gems_mcp.shapes.generator import WEIGHTS, EmbeddedGenerator
@@ -44,7 +46,9 @@ def score(
     judge = ExactJudge()
     tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
     params = generator.capabilities().resolve(ImageParams(guidance=guidance))
-    for index, (category, prompt) in enumerate(prompts):
+    shown = tqdm(prompts, desc="with layout" if layout else "plain", unit="prompt", leave=False,
+                 file=sys.stderr, disable=not sys.stderr.isatty())
+    for index, (category, prompt) in enumerate(shown):
         regions = plan_layout(prompt, seed=index) if layout else []
         request = GenerationRequest(prompt, [index], params, layout=regions)
         image = generator.generate(request)[0]
@@ -114,7 +118,8 @@ def write_table(results: dict[str, Any], out: TextIO) -> None:
     """The results as a markdown table, with the targets of issue #3 (and the layout issue) next to them."""
     plain, with_layout = results["plain"], results.get("layout")
     out.write(f"embedded-shapes, guidance {results['guidance']}, first try, strict (no extra objects)\n\n")
-    head = "| category | prompts | prompt pass | question pass | target |"
+    # Category rows count prompts; kind rows (kind:color, ...) count the questions of that kind.
+    head = "| row | judged | prompt pass | question pass | target |"
     rule = "|---|---|---|---|---|"
     if with_layout is not None:
         head += " with layout: prompt pass | question pass | target |"
@@ -126,7 +131,9 @@ def write_table(results: dict[str, Any], out: TextIO) -> None:
             continue
         r = plain[key]
         target = f">= {TARGETS[key]:.0%}" if key in TARGETS else ""
-        line = f"| {key} | {r['prompts']} | {r['pass_rate']:.1%} | {r['question_rate']:.1%} | {target} |"
+        unit = "question" if key.startswith("kind:") else "prompt"
+        judged = f"{r['prompts']} {unit}{'' if r['prompts'] == 1 else 's'}"
+        line = f"| {key} | {judged} | {r['pass_rate']:.1%} | {r['question_rate']:.1%} | {target} |"
         if with_layout is not None:
             lr = with_layout[key]
             goal = f">= {LAYOUT_TARGETS[key]:.0%}" if key in LAYOUT_TARGETS else ""

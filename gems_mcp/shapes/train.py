@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from gems_mcp.shapes.data import make_batch
 from gems_mcp.shapes.model import (
@@ -285,10 +286,14 @@ def train(config: TrainConfig, resume: bool = False) -> State:
     feed = batches(config, state.step, config.max_steps if config.max_steps is not None else 10**9)
     fit_schedule = config.schedule_steps is None
     clock = start
+    # A bar on a terminal; log lines (below) in files and CI.
+    total = config.max_steps - first if config.max_steps is not None else None
+    bar = tqdm(total=total, unit="step", desc="training", leave=False, disable=not sys.stderr.isatty())
     while not _done(state, config, start):
         step_start = time.monotonic()
         batch = next(feed)
         losses.append(train_step(state, config, device, batch))
+        bar.update(1)
         del losses[: -config.log_every]
         state.elapsed += time.monotonic() - step_start
         if fit_schedule and state.step - first == 20:
@@ -300,11 +305,14 @@ def train(config: TrainConfig, resume: bool = False) -> State:
             config.schedule_steps = state.step + int(rate * left)
             _log(f"{rate:.1f} steps/s: the LR decays over {config.schedule_steps} steps")
         if state.step % config.log_every == 0:
-            _log_progress(state, config, _mean(losses[-config.log_every :]), start, first)
+            loss = _mean(losses[-config.log_every :])
+            bar.set_postfix(loss=f"{loss:.5f}", refresh=False)
+            _log_progress(state, config, loss, start, first)
         if time.monotonic() - last_save >= config.checkpoint_minutes * 60:
             save_checkpoint(state, config, _mean(losses[-config.log_every :]))
             last_save = time.monotonic()
     del feed
+    bar.close()
     wall = time.monotonic() - start
     _log(f"done: {state.step - first} steps in {wall:.0f} s ({(state.step - first) / max(wall, 1e-9):.2f} steps/s)")
     save_checkpoint(state, config, _mean(losses[-config.log_every :]) if losses else float("nan"))
@@ -331,7 +339,7 @@ def _log_progress(state: State, config: TrainConfig, loss: float, start: float, 
 
 
 def _log(message: str) -> None:
-    print(f"[train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    tqdm.write(f"[train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:

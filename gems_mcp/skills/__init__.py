@@ -3,7 +3,7 @@
 - models: SkillInfo (manifest entry), SkillBody, SkillDefaults (ImageParams, strict), errors
 - parsing: reading SKILL.md headers and bodies and the rules every skill must follow
 - library: SkillLibrary (user folders over built-ins, reload) and default_builtin_dir
-- watcher: watch(), polling the library while the server runs
+- watcher: watch(), reloading the library on file events (watchfiles) while the server runs
 
 Every module logs under the ``gems_mcp.skills`` logger (``log`` here), so one level set on it
 quiets the whole library.

@@ -8,7 +8,6 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-import anyio
 import pytest
 from PIL import Image
 
@@ -47,13 +46,14 @@ def test_splits_are_fixed_disjoint_and_cover_every_category():
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_a_small_slice_runs_every_condition_through_a_stdio_server(tmp_path, monkeypatch):
+@pytest.mark.anyio
+async def test_a_small_slice_runs_every_condition_through_a_stdio_server(tmp_path, monkeypatch):
     out = io.StringIO()
     conditions = ["single", "best-of-B", "loop", "gems", "gems+lessons"]
     import gems_mcp.bench.loop as bench
 
     monkeypatch.setattr(bench, "WARMUP_PROMPTS", 1)
-    results = anyio.run(lambda: run_benchmark("test", 2, None, 2, conditions, tmp_path, out, "stdio"))
+    results = await run_benchmark("test", 2, None, 2, conditions, tmp_path, out, "stdio")
     table = out.getvalue()
     for condition in conditions:
         assert condition in table
@@ -109,9 +109,10 @@ class _CannedClient:
         return SimpleNamespace(is_error=False, content=content, structured_content=data)
 
 
-def test_the_loop_conditions_ask_for_the_candidates_per_round_they_were_given():
+@pytest.mark.anyio
+async def test_the_loop_conditions_ask_for_the_candidates_per_round_they_were_given():
     client = _CannedClient()
-    outcome = anyio.run(ReferenceAgent(client, "gems", budget=3, n=2).solve, "a red circle")
+    outcome = await ReferenceAgent(client, "gems", budget=3, n=2).solve("a red circle")
     (generate,) = [args for name, args in client.calls if name == "generate"]
     assert generate["n"] == 2
     assert outcome.passed and outcome.images == 2
@@ -125,7 +126,8 @@ def test_a_stdio_benchmark_server_accepts_best_of_b_for_any_budget(tmp_path, mon
     assert settings.max_rounds == 12 and settings.max_candidates >= 12
 
 
-def test_run_refuses_a_model_without_a_judge_before_generating(tmp_path, monkeypatch):
+@pytest.mark.anyio
+async def test_run_refuses_a_model_without_a_judge_before_generating(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMS_MODEL", str(tmp_path / "no-such-model"))
     with pytest.raises(ValueError, match="has no server judge"):
-        anyio.run(run_prompt, "a red circle", tmp_path / "out")
+        await run_prompt("a red circle", tmp_path / "out")
