@@ -7,6 +7,7 @@ generation/ or critique/ imports a concrete world.
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import TYPE_CHECKING, Literal
 
 import anyio.to_thread
@@ -20,14 +21,75 @@ if TYPE_CHECKING:
 
 
 def load_generator(settings: Settings) -> Generator:
-    """The backend the settings name: GEMS_MODEL's pipeline, or the embedded model when unset."""
-    from gems_mcp.generation.diffusers_backend import DiffusersGenerator, pick_device
+    """The backend the settings name: GEMS_MODEL's pipeline (on each of GEMS_DEVICES, or on Ray Serve),
+    or the embedded model when unset."""
+    if settings.backend == "ray":
+        from gems_mcp.generation.ray_backend import RayGenerator
 
+        replica = settings.model_copy(update={"backend": "local", "devices": ""})
+        name = settings.model or "embedded"
+        gpu = 0.5 if settings.judge_models else 1.0  # a model judge takes the other half of each GPU
+        return RayGenerator(partial(load_generator, replica), name, settings.ray_address, settings.ray_replicas, gpu=gpu)
+    devices = settings.device_list
+    if len(devices) > 1:
+        if not settings.model:
+            raise InvalidRequest("GEMS_DEVICES spreads a diffusers pipeline over devices; set GEMS_MODEL too")
+        from gems_mcp.generation.devices import DevicePool
+
+        return DevicePool(devices, lambda device: _diffusers(settings, device))
+    device = devices[0] if devices else settings.device
     if settings.model:
-        return DiffusersGenerator(settings.model, device=settings.device, dtype=settings.dtype)
+        return _diffusers(settings, device)
+    from gems_mcp.generation.loading import pick_device
     from gems_mcp.shapes.generator import EmbeddedGenerator
 
-    return EmbeddedGenerator(device=pick_device(settings.device))
+    return EmbeddedGenerator(device=pick_device(device))
+
+
+def _diffusers(settings: Settings, device: str) -> Generator:
+    from gems_mcp.generation.diffusers_backend import DiffusersGenerator
+
+    assert settings.model
+    return DiffusersGenerator(
+        settings.model, device=device, dtype=settings.dtype, offload=settings.offload, compile=settings.compile
+    )
+
+
+def load_judge(settings: Settings, generator: Generator | None = None) -> Judge | None:
+    """The judge GEMS_JUDGE names: a model judge (vlm, detect, both; loaded on first use), the generator's own
+    exact judge (auto, exact), or none."""
+    models = settings.judge_models
+    if not models:
+        if settings.judge == "none" or generator is None:
+            return None
+        judge = generator.judge()
+        if settings.judge == "exact" and judge is None:
+            raise InvalidRequest("GEMS_JUDGE=exact, but this model has no exact judge; use auto, none, vlm:<model> or detect:<model>")
+        return judge
+    if settings.backend == "ray":
+        # The model judge runs beside the generator on the cluster, as a deployment of its own.
+        from gems_mcp.generation.ray_backend import deploy_judge
+
+        replica = settings.model_copy(update={"backend": "local", "devices": ""})
+        return deploy_judge(partial(load_judge, replica), settings.judge, settings.ray_address, settings.ray_replicas)
+    from gems_mcp.critique.combined import CombinedJudge
+    from gems_mcp.critique.detect import DetectorJudge
+    from gems_mcp.critique.loading import JudgeOptions
+    from gems_mcp.critique.vlm import VLMJudge
+    from gems_mcp.generation.loading import pick_device, pick_dtype
+
+    devices = settings.device_list
+    device = pick_device(devices[0] if devices else settings.device)
+    options = JudgeOptions(
+        device=device, dtype=pick_dtype(device, settings.dtype), offload=settings.judge_offload,
+        threshold=settings.judge_threshold, batch=settings.judge_batch,
+    )
+    vlm = VLMJudge(models["vlm"], options) if "vlm" in models else None
+    # Alone, the detector reads colors from the pixels in its boxes; beside a VLM, the VLM answers colors.
+    detector = DetectorJudge(models["detect"], options, colors=vlm is None) if "detect" in models else None
+    if vlm is not None and detector is not None:
+        return CombinedJudge(detector, vlm)
+    return vlm or detector
 
 
 class Models:
@@ -39,6 +101,7 @@ class Models:
         self._generator = generator
         self._judge = judge
         self._lock = threading.Lock()
+        self._judge_lock = threading.Lock()  # one judge object: two would load the judge's model twice
 
     @property
     def generator(self) -> Generator:
@@ -52,11 +115,18 @@ class Models:
     @property
     def judge(self) -> Judge | None:
         if self._judge == "auto":
-            judge = None if self.settings.judge == "none" else self.generator.judge()
-            if self.settings.judge == "exact" and judge is None:
-                raise InvalidRequest("GEMS_JUDGE=exact, but this model has no exact judge; use auto or none")
-            self._judge = judge
+            # A model judge needs no generator: the server may judge before the pipeline is loaded.
+            needs_generator = not self.settings.judge_models and self.settings.judge != "none"
+            generator = self.generator if needs_generator else None
+            with self._judge_lock:
+                if self._judge == "auto":
+                    self._judge = load_judge(self.settings, generator)
         return self._judge
+
+    @property
+    def derives_checklist(self) -> bool:
+        """A model judge is configured, so a prompt without requirements gets questions read from the prompt."""
+        return bool(self.settings.judge_models) and self._judge is not None
 
     @property
     def capabilities(self) -> Capabilities:

@@ -23,15 +23,18 @@ from gems_mcp.checklist import build_checklist
 from gems_mcp.config import Settings
 from gems_mcp.errors import InvalidRequest, TrajectoryFinished
 from gems_mcp.generation.base import Capabilities, Generator
+from gems_mcp.generation.devices import devices_of
 from gems_mcp.generation.queue import DeviceQueue, ProgressFn
 from gems_mcp.images import ImageStore
-from gems_mcp.memory.lessons import LessonHit, extract_lessons, recall_lessons
+from gems_mcp.memory.lessons import LessonHit, clip_hit, extract_lessons, recall_lessons
+from gems_mcp.memory.retention import apply_retention
 from gems_mcp.memory.store import MemoryStore
 from gems_mcp.memory.views import MemoryView, build_view, derive_experience
 from gems_mcp.params import ParamResolver
+from gems_mcp.results import recall_text
 from gems_mcp.rounds import RoundPlan, RoundRunner, check_layout, next_plan
 from gems_mcp.types import DoneReason, ImageParams, RefineMode, Region, Round, Trajectory
-from gems_mcp.verdicts import VerdictInput, agent_verdicts, candidate
+from gems_mcp.verdicts import VerdictInput, agent_verdicts, candidate, check_open
 
 if TYPE_CHECKING:
     from gems_mcp.critique.base import Judge
@@ -58,6 +61,8 @@ class Recall:
     view: MemoryView | None = None
     lessons: list[LessonHit] | None = None
     recent: list[Trajectory] | None = None
+    notice: str | None = None
+    """Said once, on the first recall after start-up: what start-up found (a corrupt database moved aside)."""
 
 
 class AgentLoop:
@@ -74,10 +79,11 @@ class AgentLoop:
     ) -> None:
         self.settings = settings
         self.models = Models(settings, generator, judge)
-        self.store = store or MemoryStore(settings.home)
+        self.store = store or MemoryStore(settings.home, settings.max_lessons, int(settings.max_lessons_mb * 1e6))
         self.images = images or ImageStore(settings.home / "images")
+        apply_retention(self.store, self.images, settings.retention_days)
         self._skills = skills
-        self.queue = DeviceQueue()
+        self.queue = DeviceQueue(lambda: devices_of(self.models.generator))  # one slot per device
         self.runner = RoundRunner(lambda: self.models.generator, lambda: self.models.judge, self.images, self.queue)
         # Weak values: a lock lives while a call holds it, so ids a client makes up are not kept forever.
         self._locks: weakref.WeakValueDictionary[str, anyio.Lock] = weakref.WeakValueDictionary()
@@ -123,6 +129,7 @@ class AgentLoop:
         """Start a trajectory: fix its checklist and run round 1."""
         prompt = inputs.prompt(prompt)
         intent = inputs.prompt(intent, "intent") if intent is not None else prompt
+        _check_writable(self)
         inputs.candidates(n, self.settings.max_candidates)
         inputs.seed(seed)
         body = self.skills.body(skill) if skill is not None else None
@@ -131,7 +138,7 @@ class AgentLoop:
         self.generator.validate_prompt(prompt)
         resolved, notes = ParamResolver(caps).first_round(params or ImageParams(), body and body.defaults, skill)
         check_layout(caps, layout, background)
-        checklist, more_notes = build_checklist(self.generator, intent, requirements, body)
+        checklist, more_notes = build_checklist(self.generator, intent, requirements, body, self.models.derives_checklist)
         trajectory = Trajectory(
             intent=intent, checklist=checklist, skill=skill, model=self.generator.name, max_rounds=self.settings.max_rounds
         )
@@ -142,7 +149,7 @@ class AgentLoop:
         # Stored only with its first round: a failed or cancelled round 1 leaves no empty trajectory.
         self.store.save_trajectory(trajectory)
         self._keep_lessons(trajectory, finished)
-        return RoundResult(trajectory, rnd, images, notes + more_notes)
+        return RoundResult(trajectory, rnd, images, notes + more_notes + plan.notes)
 
     # -- refine -------------------------------------------------------------------------
 
@@ -165,6 +172,7 @@ class AgentLoop:
         """Record what the last round taught, then run the next round."""
         prompt = inputs.prompt(prompt)
         experience = inputs.experience(experience)
+        _check_writable(self)
         inputs.seed(seed)
         _check_mode_arguments(mode, strength, edits, image_id, layout, background)
         async with self._lock(trajectory_id):
@@ -195,7 +203,7 @@ class AgentLoop:
 
             trajectory = self.store.update_trajectory(trajectory_id, commit)
             self._keep_lessons(trajectory, bool(finished))
-            return RoundResult(trajectory, trajectory.rounds[-1], images, [])
+            return RoundResult(trajectory, trajectory.rounds[-1], images, plan.notes)
 
     # -- critique -----------------------------------------------------------------------
 
@@ -213,12 +221,14 @@ class AgentLoop:
             notes: list[str] = []
             update: Callable[[Round], None]
             if verdicts is not None:
+                check_open(trajectory)
                 chosen = candidate(trajectory.round(index), image_id)
-                answers = agent_verdicts(trajectory.checklist, verdicts, chosen.verdicts)
-                notes.append(f"recorded your verdicts for image {chosen.image_id}")
+                counted, given, said = agent_verdicts(trajectory.checklist, verdicts, chosen)
+                notes.extend(said)
 
                 def update(rnd: Round) -> None:
-                    candidate(rnd, chosen.image_id).verdicts = answers
+                    target = candidate(rnd, chosen.image_id)
+                    target.verdicts, target.agent_verdicts = counted, given
 
             elif await anyio.to_thread.run_sync(lambda: self.judge) is not None:
                 judged = trajectory.round(index).model_copy(deep=True)
@@ -235,6 +245,8 @@ class AgentLoop:
             finished: list[DoneReason] = []
 
             def commit(current: Trajectory) -> Trajectory:
+                if verdicts is not None:
+                    check_open(current)  # another process may have closed it meanwhile
                 update(current.round(index))
                 finished.extend(filter(None, [self._settle(current)]))
                 return current
@@ -262,10 +274,8 @@ class AgentLoop:
 
     def recall(self, trajectory_id: str | None = None, query: str | None = None, budget: int | None = None) -> Recall:
         """The global view of a trajectory, lessons for a new prompt, or the recent trajectories."""
-        budget = budget or self.settings.memory_budget
-        if budget < 500:
-            raise InvalidRequest(f"budget must be at least 500 characters, got {budget}")
-        recall = Recall()
+        budget = inputs.budget(budget, self.settings.memory_budget)
+        recall = Recall(notice=self.store.take_notice())
         if trajectory_id is not None:
             trajectory = self.store.get_trajectory(trajectory_id)
             recall.view = build_view(trajectory, budget, self.settings.memory_recent, uris.sheet(trajectory.id))
@@ -273,7 +283,7 @@ class AgentLoop:
             recall.lessons = recall_lessons(self.store.lessons(), inputs.prompt(query, "query"))
         if trajectory_id is None and query is None:
             recall.recent = self.store.list_trajectories(limit=10)
-        return recall
+        return _fit_and_count(self.store, recall, budget)
 
     def trajectory(self, trajectory_id: str) -> Trajectory:
         return self.store.get_trajectory(trajectory_id)
@@ -306,6 +316,32 @@ class AgentLoop:
 
 
 # -- module helpers ----------------------------------------------------------------------
+
+
+def _check_writable(loop: AgentLoop) -> None:
+    """Before any device work: a round that cannot be stored is not worth generating."""
+    loop.store.check_writable()
+    loop.images.check_writable()
+
+
+def _fit_and_count(store: MemoryStore, recall: Recall, budget: int) -> Recall:
+    """The recall held to its budget; the lessons it returns counted (the lessons cap keeps the most recalled)."""
+    recall = fit_recall(recall, budget)
+    store.note_recalled([hit.lesson.id for hit in recall.lessons or []])
+    return recall
+
+
+def fit_recall(recall: Recall, budget: int) -> Recall:
+    """Lessons clipped, then dropped from the end (then recent rows), until recall_memory's text fits the budget."""
+    recall.lessons = [clip_hit(h) for h in recall.lessons] if recall.lessons is not None else None
+    while len(recall_text(recall.view, recall.lessons, recall.recent)) > budget:
+        if recall.lessons:
+            recall.lessons.pop()
+        elif recall.recent:
+            recall.recent.pop()
+        else:
+            break
+    return recall
 
 
 def _finish(trajectory: Trajectory, reason: DoneReason) -> None:

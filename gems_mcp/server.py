@@ -13,12 +13,13 @@ from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.subscriptions import ToolsListChanged
-from mcp_types import CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from gems_mcp import __version__, results, uris
+from gems_mcp import __version__, arguments, gallery, http, inputs, results, uris
 from gems_mcp.config import Settings, load_settings
-from gems_mcp.errors import GemsError, NotFound, NotJudged, TrajectoryFinished, UnknownTrajectory
+from gems_mcp.errors import GemsError, JudgeError, NotFound, NotJudged, TrajectoryFinished, UnknownTrajectory
 from gems_mcp.images import contact_sheet, encode_png, thumbnail
 from gems_mcp.loop import AgentLoop, RefineMode, RoundResult, VerdictInput
 from gems_mcp.results import CritiqueResult, RecallResult
@@ -48,15 +49,36 @@ class GemsServer(MCPServer[Any]):
 
         low.create_initialization_options = with_list_changed  # type: ignore[method-assign]
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
-        """Arguments the schema refuses come back as one sentence per field instead of pydantic's dump."""
+    def add_tool(self, fn: Any, name: str | None = None, *args: Any, **kwargs: Any) -> None:
+        """Every tool, however added, refuses unknown argument names and coercion (see arguments.strict)."""
+        super().add_tool(fn, name, *args, **kwargs)
+        arguments.strict(self._tool_manager.get_tool(name or fn.__name__))
+
+    async def call_tool(self, name: str, args: dict[str, Any], context: Any = None) -> Any:
+        """Arguments are checked at the boundary; refusals come back as one sentence per field."""
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:
+            raise ToolError(f"there is no tool {inputs.quoted(name)}; tools/list names the tools.")
+        arguments.check(tool, args)
         try:
-            return await super().call_tool(name, arguments, context)
+            return await super().call_tool(name, args, context)
         except ToolError as exc:
             if isinstance(exc.__cause__, ValidationError):
-                fields = "; ".join(_field_error(e) for e in exc.__cause__.errors())
-                raise ToolError(f"{name} was called with arguments it does not accept: {fields}.") from exc.__cause__
+                raise ToolError(arguments.describe(name, exc.__cause__)) from exc.__cause__
             raise
+
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        """A resource URI is bounded like any argument: a huge or unprintable one is refused, not echoed."""
+        if problem := arguments.uri_problem(str(uri)):
+            raise MCPError(INVALID_PARAMS, problem)
+        return await super().read_resource(uri, context)
+
+    async def get_prompt(self, name: str, args: dict[str, Any] | None = None, context: Any = None) -> Any:
+        """A missing or unknown prompt argument is the caller's error (invalid params), not the server's."""
+        problem = arguments.prompt_problem(self._prompt_manager.get_prompt(name), name, args or {})
+        if problem:
+            raise MCPError(INVALID_PARAMS, problem)
+        return await super().get_prompt(name, args, context)
 
     async def _handle_list_tools(self, ctx: Any, params: Any) -> Any:
         connection = getattr(ctx.session, "_connection", None)
@@ -84,8 +106,10 @@ def create_server(settings: Settings | None = None, loop: AgentLoop | None = Non
         async with anyio.create_task_group() as tg:
             if settings.preload:
                 tg.start_soon(_preload, loop)
-            tg.start_soon(_watch_skills, mcp, loop)
+            stop = anyio.Event()  # ends the skill watcher's thread at once, where a cancel waits for it
+            tg.start_soon(_watch_skills, mcp, loop, stop)
             yield {}
+            stop.set()
             tg.cancel_scope.cancel()
 
     mcp = GemsServer(
@@ -95,10 +119,13 @@ def create_server(settings: Settings | None = None, loop: AgentLoop | None = Non
         version=__version__,
         lifespan=lifespan,
         log_level=settings.log_level,
+        **http.auth_options(settings),
+        extensions=[gallery.trajectory_app()],
     )
     _add_tools(mcp, loop, settings)
     _add_resources(mcp, loop)
     _add_prompts(mcp)
+    gallery.register_routes(mcp, loop.store, loop.images)
     register_skill_tools(mcp, loop)
     return mcp
 
@@ -113,7 +140,7 @@ REGION_DOC = (
 
 
 def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
-    @mcp.tool(annotations=_CREATES, structured_output=False)
+    @mcp.tool(annotations=_CREATES, structured_output=False, meta=gallery.TOOL_META)
     async def generate(
         prompt: Annotated[str, Field(description="What to draw: the prompt sent to the model (1-2000 characters).")],
         ctx: Context,
@@ -153,7 +180,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         )
         return await anyio.to_thread.run_sync(_round_content, result, settings)
 
-    @mcp.tool(annotations=_CREATES, structured_output=False)
+    @mcp.tool(annotations=_CREATES, structured_output=False, meta=gallery.TOOL_META)
     async def refine(
         trajectory_id: Annotated[str, Field(description="The trajectory to continue (from generate).")],
         prompt: Annotated[str, Field(description="The prompt for the next round (rewritten, or the same for edits).")],
@@ -221,7 +248,8 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         """A trajectory's compressed history, lessons for a new prompt, or (with no arguments) recent trajectories."""
         recall = await _call_sync(loop.recall, trajectory_id, query, budget)
         parts = (recall.view, recall.lessons, recall.recent)
-        return _structured(results.recall_text(*parts), results.recall_result(*parts))
+        notice = f"{recall.notice}\n\n" if recall.notice else ""
+        return _structured(notice + results.recall_text(*parts), results.recall_result(*parts))
 
     @mcp.tool(annotations=_RECORDS, structured_output=False)
     async def close_trajectory(
@@ -241,6 +269,9 @@ def advise(exc: GemsError) -> str:
     if isinstance(exc, NotJudged):
         return (f"{fact}. Call critique('{exc.trajectory_id}') first "
                 "(with verdicts=[...] if you judge the image yourself).")
+    if isinstance(exc, JudgeError):
+        return (f"{fact}. The round and its images are kept: call critique again once GEMS_JUDGE is fixed, "
+                "or answer the questions yourself with critique(..., verdicts=[...]).")
     return f"{fact}."
 
 
@@ -258,15 +289,7 @@ async def _call_sync(fn: Any, *args: Any, **kwargs: Any) -> Any:
     except GemsError as exc:
         raise ToolError(advise(exc)) from exc
     except ValidationError as exc:
-        raise ToolError("; ".join(_field_error(e) for e in exc.errors())) from exc
-
-
-def _field_error(error: Any) -> str:
-    """'layout.0.box.2: Input should be less than or equal to 1 (got 1.5)'; long values are cut."""
-    where = ".".join(str(p) for p in error.get("loc", ())) or "argument"
-    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-    got = "" if error.get("type") == "missing" else f" (got {repr(error.get('input'))[:40]})"
-    return f"{where}: {message}{got}"
+        raise ToolError("; ".join(arguments.field_error(e) for e in exc.errors())) from exc
 
 
 def _progress(ctx: Context) -> Any:
@@ -298,6 +321,8 @@ def _round_content(result: RoundResult, settings: Settings) -> CallToolResult:
         type="resource_link", uri=uris.trajectory(trajectory.id), name=f"trajectory {trajectory.id}",
         mime_type="application/json",
     ))
+    if page := gallery.gallery_url(settings.home, trajectory.id):
+        content.append(TextContent(type="text", text=f"gallery: {page}"))
     return CallToolResult(content=content)
 
 
@@ -395,7 +420,7 @@ def _skill_tool(loop: AgentLoop, skill_id: str) -> Any:
     return call_skill
 
 
-async def _watch_skills(mcp: GemsServer, loop: AgentLoop) -> None:
+async def _watch_skills(mcp: GemsServer, loop: AgentLoop, stop: anyio.Event) -> None:
     from gems_mcp.skills import watch
 
     async def changed() -> None:
@@ -403,7 +428,7 @@ async def _watch_skills(mcp: GemsServer, loop: AgentLoop) -> None:
         log.info("skills changed on disk; %d skill tools now", len(names))
         await mcp.announce_tools_changed()
 
-    await watch(loop.skills, changed)
+    await watch(loop.skills, changed, stop=stop)
 
 
 async def _preload(loop: AgentLoop) -> None:

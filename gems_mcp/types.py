@@ -50,6 +50,9 @@ class Verdict(BaseModel):
     passed: bool
     note: str | None = None
     judge: str = Field(description="Who answered: 'exact', 'vlm:<model>', 'agent', ...")
+    probability: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="P(yes) when a VLM judge answered; passed means P(yes) >= 0.5."
+    )
 
 
 class Candidate(BaseModel):
@@ -60,6 +63,9 @@ class Candidate(BaseModel):
     verdicts: list[Verdict] | None = None
     detections: list[Detection] | None = Field(
         default=None, description="What the server judge found in the image, with boxes (0..1)."
+    )
+    agent_verdicts: list[Verdict] | None = Field(
+        default=None, description="The calling agent's own answers, kept beside (never over) a server judge's."
     )
 
     @property
@@ -208,3 +214,6 @@ class Lesson(BaseModel):
     skill: str | None = None
     text: str
     created_at: float = Field(default_factory=now)
+    recalls: int = Field(
+        default=0, description="How often recall_memory returned it; the lessons cap drops the least recalled."
+    )

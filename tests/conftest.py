@@ -5,6 +5,12 @@ from __future__ import annotations
 import pytest
 
 
+@pytest.fixture
+def anyio_backend():
+    """Async tests (`@pytest.mark.anyio`) run on asyncio, like the server."""
+    return "asyncio"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path_factory, monkeypatch):
     home = tmp_path_factory.mktemp("gems-home")
