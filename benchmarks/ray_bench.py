@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gems_mcp.backends import load_generator  # noqa: E402
-from gems_mcp.config import load_settings  # noqa: E402
-from gems_mcp.generation.base import GenerationRequest  # noqa: E402
-from gems_mcp.types import GenerationParams  # noqa: E402
-from tests.tiny_pipeline import build_tiny_pipeline  # noqa: E402
+from gems_mcp.backends import load_generator
+from gems_mcp.config import load_settings
+from gems_mcp.generation.base import GenerationRequest
+from gems_mcp.types import GenerationParams
+from tests.tiny_pipeline import build_tiny_pipeline
 
 
 def per_image(generator, n: int, steps: int, repeats: int) -> float:

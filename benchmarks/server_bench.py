@@ -23,10 +23,10 @@ from mcp import Client, StdioServerParameters
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gems_mcp.generation.base import GenerationRequest  # noqa: E402
-from gems_mcp.generation.diffusers_backend import DiffusersGenerator  # noqa: E402
-from gems_mcp.types import GenerationParams  # noqa: E402
-from tests.tiny_pipeline import build_tiny_pipeline  # noqa: E402
+from gems_mcp.generation.base import GenerationRequest
+from gems_mcp.generation.diffusers_backend import DiffusersGenerator
+from gems_mcp.types import GenerationParams
+from tests.tiny_pipeline import build_tiny_pipeline
 
 SIDE, STEPS = 64, 4
 

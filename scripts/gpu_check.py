@@ -25,12 +25,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import anyio  # noqa: E402
-import torch  # noqa: E402
+import anyio
+import torch
 
-from gems_mcp.generation.base import GenerationRequest  # noqa: E402
-from gems_mcp.generation.diffusers_backend import DiffusersGenerator  # noqa: E402
-from gems_mcp.types import GenerationParams  # noqa: E402
+from gems_mcp.generation.base import GenerationRequest
+from gems_mcp.generation.diffusers_backend import DiffusersGenerator
+from gems_mcp.types import GenerationParams
 
 
 def tokenizer(max_length: int) -> Any:

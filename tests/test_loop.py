@@ -11,8 +11,7 @@ from gems_mcp.config import load_settings
 from gems_mcp.errors import GemsError as LoopError
 from gems_mcp.errors import GenerationError
 from gems_mcp.loop import AgentLoop, VerdictInput
-from gems_mcp.types import ImageParams
-from gems_mcp.types import Trajectory
+from gems_mcp.types import ImageParams, Trajectory
 from tests.fakes import FakeGenerator, ScriptedJudge
 
 QUESTIONS = ["Is there a red circle?", "Is the sky blue?"]

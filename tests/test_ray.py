@@ -11,14 +11,14 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from gems_mcp.backends import load_generator  # noqa: E402
-from gems_mcp.config import load_settings  # noqa: E402
-from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest  # noqa: E402
-from gems_mcp.generation.base import GenerationRequest  # noqa: E402
-from gems_mcp.generation.diffusers_backend import DiffusersGenerator  # noqa: E402
-from gems_mcp.generation.ray_backend import GENERATOR_APP, RayGenerator  # noqa: E402
-from gems_mcp.types import GenerationParams, Region  # noqa: E402
-from tests.tiny_pipeline import build_tiny_pipeline  # noqa: E402
+from gems_mcp.backends import load_generator
+from gems_mcp.config import load_settings
+from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest
+from gems_mcp.generation.base import GenerationRequest
+from gems_mcp.generation.diffusers_backend import DiffusersGenerator
+from gems_mcp.generation.ray_backend import GENERATOR_APP, RayGenerator
+from gems_mcp.types import GenerationParams, Region
+from tests.tiny_pipeline import build_tiny_pipeline
 
 pytestmark = pytest.mark.slow
 

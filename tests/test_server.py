@@ -13,8 +13,8 @@ from mcp import Client
 from PIL import Image
 
 from gems_mcp.config import load_settings
-from gems_mcp.images import ImageStore
 from gems_mcp.errors import GenerationError
+from gems_mcp.images import ImageStore
 from gems_mcp.loop import AgentLoop
 from gems_mcp.memory.store import MemoryBusy, MemoryStore
 from gems_mcp.results import candidate_labels

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gems_mcp.shapes.model import load_weights
 from gems_mcp.shapes.data import make_batch
+from gems_mcp.shapes.model import load_weights
 from gems_mcp.shapes.train import CHECKPOINT, EMA_DIR, TrainConfig, train
 
 
@@ -64,8 +64,8 @@ def test_batches_depend_only_on_seed_and_step() -> None:
 
 def test_layouts_box_their_objects_and_keep_empty_boxes_clear_of_them() -> None:
     from gems_mcp.shapes import world
-    from gems_mcp.shapes.layout import EMPTY_CHANNEL, OBJECT_CHANNEL
     from gems_mcp.shapes.data import training_cells
+    from gems_mcp.shapes.layout import EMPTY_CHANNEL, OBJECT_CHANNEL
 
     rng = np.random.default_rng(0)
     kinds = {"object": 0, "empty": 0, "shape only": 0}
