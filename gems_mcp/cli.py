@@ -12,6 +12,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gems_mcp.config import Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -260,4 +264,24 @@ def _doctor(args: argparse.Namespace) -> int:
     except Exception as exc:
         print(f"model failed to load: {exc}")
         return 1
+    return _doctor_judge(settings)
+
+
+def _doctor_judge(settings: Settings) -> int:
+    """Name the server judge and, for a model judge, load its models once (where a first critique would fail)."""
+    print(f"judge: {settings.judge}")
+    if not settings.judge_models:
+        return 0
+    from gems_mcp.backends import load_judge
+
+    try:
+        judge = load_judge(settings.model_copy(update={"backend": "local"}))
+        for part in (getattr(judge, "detector", None), getattr(judge, "vlm", None), judge):
+            slot = getattr(part, "slot", None)
+            if slot is not None:
+                slot.get()
+    except Exception as exc:
+        print(f"judge failed to load: {exc}")
+        return 1
+    print(f"loaded judge {judge.name} on {getattr(judge, 'device', 'cpu')}")
     return 0
