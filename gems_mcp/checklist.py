@@ -45,7 +45,7 @@ def build_checklist(
             if questions:
                 notes.append(
                     f"{len(questions)} questions were derived from the prompt (objects, counts, colors, relations, "
-                    "quoted text); pass requirements to generate to set your own"
+                    "quoted text; the prompt whole where it says more); pass requirements to generate to set your own"
                 )
     if not questions:
         notes.append("no checklist: pass requirements (yes/no questions) to generate so rounds can be verified")

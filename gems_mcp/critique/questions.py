@@ -10,9 +10,10 @@ question would be worse than none, and the agent can always give its own require
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gems_mcp.checks import AtLeast, Check, Exactly, RelationCheck, Target
+from gems_mcp.inputs import MAX_QUESTION_CHARS
 from gems_mcp.types import Requirement, RequirementKind
 
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray", "grey")
@@ -50,6 +51,8 @@ class Group:
     noun: str
     count: int
     color: str | None = None
+    whole: bool = field(default=True, compare=False)
+    """False when words after the noun were dropped ("a cat sitting on a sofa": the sofa and the sitting)."""
 
     def target(self) -> Target:
         return Target(object=self.noun, color=self.color)
@@ -92,19 +95,22 @@ def _word(n: int) -> str:
     return next((w for w, v in NUMBERS.items() if v == n and w not in ("a", "an", "single")), str(n))
 
 
-def parse_group(text: str) -> Group | None:
-    """'two red cars' -> Group('car', 2, 'red'); None when the words are not [count] [color] noun [noun]."""
+def parse_group(text: str, need_article: bool = True) -> Group | None:
+    """'two red cars' -> Group('car', 2, 'red'); None when the words are not article-or-count [color] noun [noun]."""
     words = re.sub(r"[^a-z0-9' -]", " ", text.lower()).split()
-    if words[:1] == ["the"]:
+    determined = words[:1] == ["the"]  # objects come with an article or a number; "ultra detailed" does not
+    if determined:
         words = words[1:]
     count = 1
     for phrase in sorted(NUMBERS, key=len, reverse=True):
         if words[: len(phrase.split())] == phrase.split():
-            count, words = NUMBERS[phrase], words[len(phrase.split()):]
+            count, words, determined = NUMBERS[phrase], words[len(phrase.split()):], True
             break
     else:
         if words and words[0].isdigit() and 0 < int(words[0]) <= 20:
-            count, words = int(words[0]), words[1:]
+            count, words, determined = int(words[0]), words[1:], True
+    if need_article and not determined:
+        return None
     color = None
     if words and words[0] in COLORS:
         color, words = ("gray" if words[0] == "grey" else words[0]), words[1:]
@@ -120,8 +126,9 @@ def parse_group(text: str) -> Group | None:
     noun_words = noun_words[:verb]  # "an astronaut riding": the astronaut
     if not 1 <= len(noun_words) <= 2 or not all(w.isalpha() for w in noun_words):
         return None
+    whole = len(noun_words) == len(words)
     noun_words[-1] = singular(noun_words[-1]) if count > 1 or noun_words[-1] in _IRREGULAR else noun_words[-1]
-    return Group(" ".join(noun_words), count, color)
+    return Group(" ".join(noun_words), count, color, whole)
 
 
 def _split_relation(text: str) -> tuple[str, str, str] | None:
@@ -157,6 +164,12 @@ def prompt_questions(prompt: str) -> list[Requirement]:
     if relation and a is not None and b is not None and a.noun != b.noun:
         text_q = f"Is the {a.describe(False)} {PHRASES[relation[1]]} the {b.describe(False)}?"
         questions.append((text_q, "position", RelationCheck(relation=relation[1], a=a.target(), b=b.target())))
+    parts = (_groups(relation[0]) + _groups(relation[2])) if relation else _groups(text)
+    whole = f'Does the image match the description "{prompt.strip()}"?'
+    if not all(g is not None and g.whole for g in parts) and len(whole) <= MAX_QUESTION_CHARS:
+        # What the parser cannot type (actions, scenes, styles: "riding a horse") is still asked, as one free-text
+        # question: of the VLM, or of the agent where only a detector judges.
+        questions.append((whole, "other", None))
     return [Requirement(id="", question=q, kind=k, source="prompt", check=c) for q, k, c in questions]
 
 
@@ -206,6 +219,6 @@ def _whole_group(text: str, article: bool = True) -> Group | None:
     colors = "|".join(COLORS)
     if not re.fullmatch(rf"{head}(?:(?:{colors})\s+)?[a-z]+(?:\s[a-z]+)?", text.strip()):
         return None
-    group = parse_group(text)
+    group = parse_group(text, need_article=False)
     return group if group is not None and len(text.split()) == len(group.noun.split()) + (group.color is not None) + (
         1 if re.match(rf"(?:the|{count})\s", text.strip()) else 0) else None

@@ -45,11 +45,15 @@ def test_plurals_are_counted_by_their_singular_noun():
     assert [c for _, _, c in asked("three boxes, four people")] == [Exactly(object="box", n=3), Exactly(object="person", n=4)]
 
 
-def test_words_the_parser_does_not_know_give_no_questions_rather_than_wrong_ones():
+def test_words_the_parser_does_not_know_give_no_typed_questions_rather_than_wrong_ones():
+    whole = 'Does the image match the description "an astronaut riding a horse on the moon, oil painting"?'
     assert asked("an astronaut riding a horse on the moon, oil painting") == [
-        ("object", "Is there an astronaut?", AtLeast(object="astronaut"))
+        ("object", "Is there an astronaut?", AtLeast(object="astronaut")), ("other", whole, None)
     ]
-    assert asked("make it moody and cinematic, 4k") == []
+    assert asked("make it moody and cinematic, 4k") == [("other", 'Does the image match the description "make it moody and cinematic, 4k"?', None)]
+    assert asked("a red car, ultra detailed")[-1] == ("other", 'Does the image match the description "a red car, ultra detailed"?', None)
+    # a prompt the parser reads whole needs no free-text question
+    assert [k for k, _, _ in asked("a photo of two dogs to the left of a red car")] == ["count", "object", "color", "position"]
 
 
 def test_gems_judge_accepts_model_judges_and_refuses_anything_else():
@@ -73,6 +77,15 @@ def test_with_a_model_judge_and_no_requirements_the_checklist_comes_from_the_pro
     derived, notes = build_checklist(FakeGenerator(), "two dogs and a red car", None, None, derive=True)
     assert [r.id for r in derived] == ["q1", "q2", "q3"] and all(r.source == "prompt" for r in derived)
     assert "derived from the prompt" in notes[0]
+    # what the parser cannot type is asked whole, as free text, last
+    riding, _ = build_checklist(FakeGenerator(), "an astronaut riding a horse.", None, None, derive=True)
+    assert [r.question for r in riding] == ["Is there an astronaut?", 'Does the image match the description "an astronaut riding a horse."?']
+    assert riding[-1].check is None
+    sofa, _ = build_checklist(FakeGenerator(), "a cat on a sofa, oil painting", None, None, derive=True)
+    assert [r.question for r in sofa] == ["Is there a cat?", 'Does the image match the description "a cat on a sofa, oil painting"?']
+    long_prompt = "a red car, " + ", ".join(["ultra detailed"] * 30)  # too long to ask whole; style words skipped
+    checklist, _ = build_checklist(FakeGenerator(), long_prompt, None, None, derive=True)
+    assert [r.question for r in checklist] == ["Is there a car?", "Is there a red car?"]
     given, _ = build_checklist(FakeGenerator(), "two dogs and a red car", ["Is it sunny?"], None, derive=True)
     assert [r.question for r in given] == ["Is it sunny?"]
     none, _ = build_checklist(FakeGenerator(), "two dogs and a red car", None, None, derive=False)
