@@ -25,7 +25,7 @@ def test_server_json_matches_the_package_version_and_every_setting():
     assert package["runtimeHint"] == "uvx" and package["transport"] == {"type": "stdio"}
     declared = {e["name"]: e for e in package["environmentVariables"]}
     expected = {f"GEMS_{name.upper()}": field for name, field in Settings.model_fields.items()}
-    assert set(declared) == set(expected)
+    assert set(declared) == set(expected), "run scripts/sync_server_json.py after adding a setting"
     for name, field in expected.items():
         entry = declared[name]
         assert entry["description"] == field.description
