@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 
-import anyio
 import pytest
 
 from gems_mcp.config import load_settings
@@ -14,6 +13,8 @@ from gems_mcp.loop import AgentLoop, VerdictInput
 from gems_mcp.types import ImageParams, Trajectory
 from tests.fakes import FakeGenerator, ScriptedJudge
 
+pytestmark = pytest.mark.anyio
+
 QUESTIONS = ["Is there a red circle?", "Is the sky blue?"]
 
 
@@ -21,13 +22,9 @@ def make_loop(judge=None, **settings):
     return AgentLoop(load_settings(**settings), generator=FakeGenerator(), judge=judge)
 
 
-def run(coro_fn, *args, **kwargs):
-    return anyio.run(lambda: coro_fn(*args, **kwargs))
-
-
-def test_generate_fixes_the_checklist_and_stores_each_candidate():
+async def test_generate_fixes_the_checklist_and_stores_each_candidate():
     loop = make_loop()
-    result = run(loop.generate, "a red circle under a blue sky", requirements=QUESTIONS, n=3, seed=10)
+    result = await loop.generate("a red circle under a blue sky", requirements=QUESTIONS, n=3, seed=10)
     traj = result.trajectory
     assert [r.question for r in traj.checklist] == QUESTIONS
     assert [r.id for r in traj.checklist] == ["q1", "q2"]
@@ -38,32 +35,32 @@ def test_generate_fixes_the_checklist_and_stores_each_candidate():
     assert traj.intent == "a red circle under a blue sky"
 
 
-def test_same_seed_and_params_give_the_same_image():
+async def test_same_seed_and_params_give_the_same_image():
     loop = make_loop()
-    a = run(loop.generate, "a cat", seed=5)
-    b = run(loop.generate, "a cat", seed=5)
+    a = await loop.generate("a cat", seed=5)
+    b = await loop.generate("a cat", seed=5)
     assert a.round.candidates[0].image_id == b.round.candidates[0].image_id
 
 
-def test_server_judge_runs_each_round_and_all_pass_ends_the_trajectory():
+async def test_server_judge_runs_each_round_and_all_pass_ends_the_trajectory():
     judge = ScriptedJudge([[True, False], [True, True]])
     loop = make_loop(judge)
-    first = run(loop.generate, "a red circle", requirements=QUESTIONS)
+    first = await loop.generate("a red circle", requirements=QUESTIONS)
     assert first.round.passed == 1 and first.trajectory.status == "active"
-    second = run(loop.refine, first.trajectory.id, "a big red circle, blue sky", experience="sky was grey")
+    second = await loop.refine(first.trajectory.id, "a big red circle, blue sky", experience="sky was grey")
     assert second.trajectory.status == "done" and second.trajectory.done_reason == "all_passed"
     assert second.trajectory.rounds[0].experience == "sky was grey"
     assert second.trajectory.best_round().index == 2
     with pytest.raises(LoopError, match="done"):
-        run(loop.refine, first.trajectory.id, "again")
+        await loop.refine(first.trajectory.id, "again")
 
 
-def test_budget_spent_stops_the_loop_and_best_round_is_the_earliest_of_the_most_passes():
+async def test_budget_spent_stops_the_loop_and_best_round_is_the_earliest_of_the_most_passes():
     judge = ScriptedJudge([[True, False], [False, False], [True, False]])
     loop = make_loop(judge, max_rounds=3)
-    tid = run(loop.generate, "x", requirements=QUESTIONS).trajectory.id
-    run(loop.refine, tid, "y")
-    last = run(loop.refine, tid, "z")
+    tid = (await loop.generate("x", requirements=QUESTIONS)).trajectory.id
+    await loop.refine(tid, "y")
+    last = await loop.refine(tid, "z")
     assert last.trajectory.done_reason == "budget_spent"
     assert last.trajectory.best_round().index == 1
     # No experience given: the server derived one for the rounds that led on.
@@ -71,34 +68,34 @@ def test_budget_spent_stops_the_loop_and_best_round_is_the_earliest_of_the_most_
     assert last.trajectory.rounds[0].experience_source == "derived"
 
 
-def test_without_judge_agent_verdicts_are_validated_and_recorded():
+async def test_without_judge_agent_verdicts_are_validated_and_recorded():
     loop = make_loop()
-    tid = run(loop.generate, "x", requirements=QUESTIONS).trajectory.id
+    tid = (await loop.generate("x", requirements=QUESTIONS)).trajectory.id
     with pytest.raises(LoopError, match="no verdicts yet"):
-        run(loop.refine, tid, "y")
+        await loop.refine(tid, "y")
     with pytest.raises(LoopError, match="missing: q2"):
-        run(loop.critique, tid, verdicts=[VerdictInput(id="q1", passed=True)])
+        await loop.critique(tid, verdicts=[VerdictInput(id="q1", passed=True)])
     with pytest.raises(LoopError, match="not a question"):
-        run(loop.critique, tid, verdicts=[VerdictInput(id="q9", passed=True)])
-    traj, rnd, _ = run(loop.critique, tid, verdicts=[VerdictInput(id="q1", passed=True), VerdictInput(id="q2", passed=True, note="ok")])
+        await loop.critique(tid, verdicts=[VerdictInput(id="q9", passed=True)])
+    traj, rnd, _ = await loop.critique(tid, verdicts=[VerdictInput(id="q1", passed=True), VerdictInput(id="q2", passed=True, note="ok")])
     assert rnd.passed == 2 and traj.status == "done"
     assert all(v.judge == "agent" for v in rnd.candidates[0].verdicts)
 
 
-def test_edit_mode_starts_from_the_best_image():
+async def test_edit_mode_starts_from_the_best_image():
     judge = ScriptedJudge([[True, False], [False, False], [True, True]])
     loop = make_loop(judge)
-    first = run(loop.generate, "x", requirements=QUESTIONS)
-    run(loop.refine, first.trajectory.id, "y")
-    edited = run(loop.refine, first.trajectory.id, "x, sharper", mode="edit", strength=0.4)
+    first = await loop.generate("x", requirements=QUESTIONS)
+    await loop.refine(first.trajectory.id, "y")
+    edited = await loop.refine(first.trajectory.id, "x, sharper", mode="edit", strength=0.4)
     assert edited.round.params.source_image_id == first.round.candidates[0].image_id
     assert edited.round.params.strength == 0.4
     assert loop.generator.calls[-1].init_image is not None
 
 
-def test_a_restarted_loop_knows_every_trajectory_and_image(tmp_path):
+async def test_a_restarted_loop_knows_every_trajectory_and_image(tmp_path):
     loop = make_loop(home=tmp_path)
-    result = run(loop.generate, "x", requirements=QUESTIONS)
+    result = await loop.generate("x", requirements=QUESTIONS)
     again = AgentLoop(load_settings(home=tmp_path), generator=FakeGenerator())
     traj = again.trajectory(result.trajectory.id)
     assert traj.rounds[0].candidates[0].image_id == result.round.candidates[0].image_id
@@ -121,30 +118,30 @@ def test_a_restarted_loop_knows_every_trajectory_and_image(tmp_path):
         ({"prompt": "x", "skill": "no-such-skill"}, "no-such-skill"),
     ],
 )
-def test_bad_generate_arguments_are_one_clear_error(kwargs, message):
+async def test_bad_generate_arguments_are_one_clear_error(kwargs, message):
     loop = make_loop()
     with pytest.raises(LoopError, match=message):
-        run(loop.generate, **kwargs)
+        await loop.generate(**kwargs)
     assert loop.generator.calls == []
 
 
-def test_unknown_trajectory_is_a_clear_error():
+async def test_unknown_trajectory_is_a_clear_error():
     loop = make_loop()
     with pytest.raises(LoopError, match="t-nope"):
-        run(loop.refine, "t-nope", "x")
+        await loop.refine("t-nope", "x")
 
 
-def test_long_experience_is_refused():
+async def test_long_experience_is_refused():
     loop = make_loop(ScriptedJudge([[False, False]]))
-    tid = run(loop.generate, "x", requirements=QUESTIONS).trajectory.id
+    tid = (await loop.generate("x", requirements=QUESTIONS)).trajectory.id
     with pytest.raises(LoopError, match="under 100"):
-        run(loop.refine, tid, "y", experience="word " * 150)
+        await loop.refine(tid, "y", experience="word " * 150)
 
 
-def test_skill_adds_its_questions_and_fills_unset_defaults():
+async def test_skill_adds_its_questions_and_fills_unset_defaults():
     loop = make_loop()
     body = loop.skills.body("text-rendering")
-    result = run(loop.generate, 'a sign that says "OPEN"', requirements=["Is there a sign?"], skill="text-rendering")
+    result = await loop.generate('a sign that says "OPEN"', requirements=["Is there a sign?"], skill="text-rendering")
     traj = result.trajectory
     assert traj.skill == "text-rendering"
     assert [r.question for r in traj.checklist][1:] == body.checklist
@@ -152,17 +149,17 @@ def test_skill_adds_its_questions_and_fills_unset_defaults():
     defaults = body.defaults.model_dump(exclude_none=True)
     if "steps" in defaults:
         assert result.round.params.steps == defaults["steps"]
-    given = run(loop.generate, "x", skill="text-rendering", params=ImageParams(steps=3))
+    given = await loop.generate("x", skill="text-rendering", params=ImageParams(steps=3))
     assert given.round.params.steps == 3
 
 
-def test_without_a_checklist_the_round_budget_still_ends_the_trajectory():
+async def test_without_a_checklist_the_round_budget_still_ends_the_trajectory():
     loop = make_loop(max_rounds=2)
-    tid = run(loop.generate, "x").trajectory.id
-    last = run(loop.refine, tid, "y")
+    tid = (await loop.generate("x")).trajectory.id
+    last = await loop.refine(tid, "y")
     assert (last.trajectory.status, last.trajectory.done_reason) == ("done", "budget_spent")
     with pytest.raises(LoopError, match="2-round budget"):
-        run(loop.refine, tid, "z")
+        await loop.refine(tid, "z")
 
 
 class _FailingGenerator(FakeGenerator):
@@ -170,40 +167,40 @@ class _FailingGenerator(FakeGenerator):
         raise GenerationError("width and height must be multiples of 8, got 60x60.")
 
 
-def test_a_failed_first_round_leaves_no_trajectory_behind():
+async def test_a_failed_first_round_leaves_no_trajectory_behind():
     loop = AgentLoop(load_settings(), generator=_FailingGenerator(), judge=None)
     with pytest.raises(LoopError, match="multiples of 8"):
-        run(loop.generate, "x", requirements=QUESTIONS)
+        await loop.generate("x", requirements=QUESTIONS)
     assert loop.recall().recent == []
 
 
-def test_refining_a_trajectory_without_rounds_is_a_clear_error():
+async def test_refining_a_trajectory_without_rounds_is_a_clear_error():
     loop = make_loop()
     empty = Trajectory(intent="x", checklist=[])
     loop.store.save_trajectory(empty)  # as an older version left it when round 1 was cancelled
     with pytest.raises(LoopError, match="no rounds to continue from"):
-        run(loop.refine, empty.id, "y")
+        await loop.refine(empty.id, "y")
 
 
-def test_verdicts_for_a_trajectory_without_a_checklist_are_refused_in_words():
+async def test_verdicts_for_a_trajectory_without_a_checklist_are_refused_in_words():
     loop = make_loop()
-    tid = run(loop.generate, "x").trajectory.id
+    tid = (await loop.generate("x")).trajectory.id
     with pytest.raises(LoopError, match="has no checklist"):
-        run(loop.critique, tid, verdicts=[VerdictInput(id="q1", passed=True)])
+        await loop.critique(tid, verdicts=[VerdictInput(id="q1", passed=True)])
 
 
-def test_calls_on_made_up_trajectory_ids_leave_nothing_behind():
+async def test_calls_on_made_up_trajectory_ids_leave_nothing_behind():
     loop = make_loop()
     for i in range(50):
         with pytest.raises(LoopError):
-            run(loop.refine, f"t-made-up-{i}" * 100, "x")
+            await loop.refine(f"t-made-up-{i}" * 100, "x")
     gc.collect()
     assert len(loop._locks) == 0
 
 
-def test_skill_defaults_the_model_cannot_take_are_left_out_with_a_note():
+async def test_skill_defaults_the_model_cannot_take_are_left_out_with_a_note():
     loop = AgentLoop(load_settings(), generator=FakeGenerator(negative=False), judge=None)
-    result = run(loop.generate, "a cat", skill="logo-icon")  # 1024 px and a negative prompt
+    result = await loop.generate("a cat", skill="logo-icon")  # 1024 px and a negative prompt
     params = result.round.params
     assert (params.width, params.height, params.negative_prompt) == (64, 64, None)
     assert params.steps == 35 and params.guidance == 7.5

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,18 +17,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-def test_two_processes_refining_one_trajectory_lose_no_round(tmp_path):
+@pytest.mark.anyio
+async def test_two_processes_refining_one_trajectory_lose_no_round(tmp_path):
     loop = AgentLoop(load_settings(home=tmp_path), generator=FakeGenerator(), judge=ScriptedJudge([[False]]))
-    first = anyio.run(lambda: loop.generate("start", requirements=["Is it done?"]))
+    first = await loop.generate("start", requirements=["Is it done?"])
     trajectory_id = first.trajectory.id
     # a budget past what the two writers need, set on the stored trajectory itself
     loop.store.update_trajectory(trajectory_id, lambda t: t.model_copy(update={"max_rounds": 500}))
 
     writers = [
-        subprocess.Popen([sys.executable, "-m", "tests._refiner", str(tmp_path), trajectory_id, "100", tag], cwd=ROOT)
+        await anyio.open_process([sys.executable, "-m", "tests._refiner", str(tmp_path), trajectory_id, "100", tag],
+                                 cwd=ROOT, stdin=None, stdout=None, stderr=None)
         for tag in ("a", "b")
     ]
-    assert [w.wait(timeout=600) for w in writers] == [0, 0]
+    with anyio.fail_after(600):
+        assert [await w.wait() for w in writers] == [0, 0]
 
     trajectory = MemoryStore(tmp_path).get_trajectory(trajectory_id)
     assert [r.index for r in trajectory.rounds] == list(range(1, 202))

@@ -5,7 +5,6 @@ One cluster (2 CPUs) and one deployment of the tiny pipeline serve the whole mod
 
 from __future__ import annotations
 
-import anyio
 import numpy as np
 import pytest
 
@@ -116,7 +115,8 @@ def test_a_judge_runs_as_a_deployment_of_its_own(remote):
     assert [[v.passed for v in j.verdicts] for j in judgements] == [[True, False], [True, False]]
 
 
-def test_the_server_runs_rounds_on_ray_with_progress(remote, tiny_model):
+@pytest.mark.anyio
+async def test_the_server_runs_rounds_on_ray_with_progress(remote, tiny_model):
     from mcp import Client
 
     from gems_mcp.server import create_server
@@ -127,13 +127,10 @@ def test_the_server_runs_rounds_on_ray_with_progress(remote, tiny_model):
     async def progress(step, total, message):
         messages.append(message)
 
-    async def go():
-        async with Client(server) as client:
-            return await client.call_tool(
-                "generate", {"prompt": "a red circle", "n": 2, "steps": 2, "seed": 1}, progress_callback=progress
-            )
-
-    result = anyio.run(go)
+    async with Client(server) as client:
+        result = await client.call_tool(
+            "generate", {"prompt": "a red circle", "n": 2, "steps": 2, "seed": 1}, progress_callback=progress
+        )
     assert not result.is_error, result.content[0].text
     assert [b.type for b in result.content].count("resource_link") == 3
     assert "step 2/2" in messages

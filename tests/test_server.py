@@ -21,6 +21,8 @@ from gems_mcp.results import candidate_labels
 from gems_mcp.server import create_server
 from tests.fakes import FakeGenerator, ScriptedJudge
 
+pytestmark = pytest.mark.anyio
+
 QUESTIONS = ["Is there a red circle?", "Is the sky blue?"]
 
 
@@ -30,21 +32,18 @@ def make(generator=None, judge=None, **settings):
     return create_server(s, loop), loop
 
 
-def session(coro_fn, server):
-    async def main():
-        async with Client(server) as client:
-            return await coro_fn(client)
-
-    return anyio.run(main)
+async def session(coro_fn, server):
+    async with Client(server) as client:
+        return await coro_fn(client)
 
 
-def test_tools_list_has_the_loop_tools_with_truthful_annotations():
+async def test_tools_list_has_the_loop_tools_with_truthful_annotations():
     server, _ = make()
 
     async def go(client):
         return {t.name: t for t in (await client.list_tools()).tools}
 
-    tools = session(go, server)
+    tools = await session(go, server)
     assert {"generate", "refine", "critique", "recall_memory", "close_trajectory"} <= set(tools)
     assert tools["recall_memory"].annotations.read_only_hint is True
     assert tools["generate"].annotations.read_only_hint is False
@@ -55,13 +54,13 @@ def test_tools_list_has_the_loop_tools_with_truthful_annotations():
     assert any(name.startswith("skill_") for name in tools)
 
 
-def test_generate_returns_summary_thumbnail_and_links_without_structured_content():
+async def test_generate_returns_summary_thumbnail_and_links_without_structured_content():
     server, loop = make(judge=ScriptedJudge([[True, False]]), thumbnail_size=64)
 
     async def go(client):
         return await client.call_tool("generate", {"prompt": "a red circle", "requirements": QUESTIONS, "n": 3, "width": 256, "height": 256})
 
-    result = session(go, server)
+    result = await session(go, server)
     assert not result.is_error
     assert result.structured_content is None
     kinds = [b.type for b in result.content]
@@ -76,7 +75,7 @@ def test_generate_returns_summary_thumbnail_and_links_without_structured_content
     assert len(base64.b64decode(result.content[1].data)) < 300_000
 
 
-def test_progress_reports_every_denoising_step():
+async def test_progress_reports_every_denoising_step():
     server, _ = make()
     seen = []
 
@@ -86,11 +85,11 @@ def test_progress_reports_every_denoising_step():
 
         return await client.call_tool("generate", {"prompt": "x", "steps": 6}, progress_callback=on_progress)
 
-    session(go, server)
+    await session(go, server)
     assert [m for m in seen if m.startswith("step")] == [f"step {i}/6" for i in range(1, 7)]
 
 
-def test_cancelling_a_call_stops_denoising_within_a_step():
+async def test_cancelling_a_call_stops_denoising_within_a_step():
     generator = FakeGenerator(step_delay=0.05)
     server, _ = make(generator)
 
@@ -109,12 +108,12 @@ def test_cancelling_a_call_stops_denoising_within_a_step():
         while generator.active and time.monotonic() < deadline:
             await anyio.sleep(0.01)
 
-    session(go, server)
+    await session(go, server)
     assert generator.stopped == 1
     assert generator.steps_run < 10
 
 
-def test_concurrent_calls_run_one_at_a_time_and_report_their_place():
+async def test_concurrent_calls_run_one_at_a_time_and_report_their_place():
     generator = FakeGenerator(step_delay=0.02)
     server, _ = make(generator)
     messages: list[str] = []
@@ -127,7 +126,7 @@ def test_concurrent_calls_run_one_at_a_time_and_report_their_place():
             for _ in range(3):
                 tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x", "steps": 5}, progress_callback=on_progress))
 
-    session(go, server)
+    await session(go, server)
     assert generator.max_active == 1
     assert len(generator.calls) == 3
     assert any(m.startswith("queued: ") for m in messages)
@@ -143,7 +142,7 @@ def test_concurrent_calls_run_one_at_a_time_and_report_their_place():
         ({"prompt": "x", "steps": 0}, "steps must be between"),
     ],
 )
-def test_bad_arguments_are_is_error_results_and_the_server_keeps_serving(args, message):
+async def test_bad_arguments_are_is_error_results_and_the_server_keeps_serving(args, message):
     server, _ = make()
 
     async def go(client):
@@ -151,12 +150,12 @@ def test_bad_arguments_are_is_error_results_and_the_server_keeps_serving(args, m
         good = await client.call_tool("generate", {"prompt": "fine"})
         return bad, good
 
-    bad, good = session(go, server)
+    bad, good = await session(go, server)
     assert bad.is_error and message in bad.content[0].text
     assert not good.is_error
 
 
-def test_unknown_ids_are_clear_errors():
+async def test_unknown_ids_are_clear_errors():
     server, _ = make()
 
     async def go(client):
@@ -169,11 +168,11 @@ def test_unknown_ids_are_clear_errors():
             await client.read_resource("gems://images/0123456789abcdef")
         return results
 
-    for result in session(go, server):
+    for result in await session(go, server):
         assert result.is_error and "t-missing" in result.content[0].text
 
 
-def test_agent_verdicts_through_critique_and_recall_are_structured():
+async def test_agent_verdicts_through_critique_and_recall_are_structured():
     server, _ = make()
 
     async def go(client):
@@ -188,7 +187,7 @@ def test_agent_verdicts_through_critique_and_recall_are_structured():
         recall = await client.call_tool("recall_memory", {"trajectory_id": tid})
         return look, answer, refined, recall
 
-    look, answer, refined, recall = session(go, server)
+    look, answer, refined, recall = await session(go, server)
     assert "verdicts=" in look.structured_content["message"]
     rows = answer.structured_content["checklist"]
     assert [next(iter(r["answers"].values()))["passed"] for r in rows] == [True, False]
@@ -197,7 +196,7 @@ def test_agent_verdicts_through_critique_and_recall_are_structured():
     assert view is not None and "x" in json.dumps(view)
 
 
-def test_resources_serve_images_trajectories_and_the_contact_sheet():
+async def test_resources_serve_images_trajectories_and_the_contact_sheet():
     server, _ = make(judge=ScriptedJudge([[True, False]]))
 
     async def go(client):
@@ -210,7 +209,7 @@ def test_resources_serve_images_trajectories_and_the_contact_sheet():
         prompt = await client.get_prompt("gems_loop", {"request": "a red circle"})
         return image, traj, sheet, prompt, tid
 
-    image, traj, sheet, prompt, tid = session(go, server)
+    image, traj, sheet, prompt, tid = await session(go, server)
     png = base64.b64decode(image.contents[0].blob)
     assert Image.open(io.BytesIO(png)).size == (64, 64)
     assert json.loads(traj.contents[0].text)["id"] == tid
@@ -218,7 +217,7 @@ def test_resources_serve_images_trajectories_and_the_contact_sheet():
     assert "refine" in prompt.messages[0].content.text
 
 
-def test_lessons_of_a_finished_trajectory_are_recalled_for_a_similar_prompt():
+async def test_lessons_of_a_finished_trajectory_are_recalled_for_a_similar_prompt():
     server, _ = make(judge=ScriptedJudge([[True, False], [True, True]]))
 
     async def go(client):
@@ -230,7 +229,7 @@ def test_lessons_of_a_finished_trajectory_are_recalled_for_a_similar_prompt():
         recent = await client.call_tool("recall_memory", {})
         return similar, unrelated, recent, tid
 
-    similar, unrelated, recent, tid = session(go, server)
+    similar, unrelated, recent, tid = await session(go, server)
     lessons = similar.structured_content["lessons"]
     assert lessons and "digit" in lessons[0]["lesson"]["text"]
     assert "digit" in similar.content[0].text
@@ -247,7 +246,7 @@ class _OddSizeGenerator(FakeGenerator):
         return super().generate(request, on_step, should_stop)
 
 
-def test_an_error_the_backend_raises_while_generating_reaches_the_agent_as_its_sentence():
+async def test_an_error_the_backend_raises_while_generating_reaches_the_agent_as_its_sentence():
     server, _ = make(_OddSizeGenerator())
 
     async def go(client):
@@ -255,7 +254,7 @@ def test_an_error_the_backend_raises_while_generating_reaches_the_agent_as_its_s
         good = await client.call_tool("generate", {"prompt": "x", "width": 64})
         return bad, good
 
-    bad, good = session(go, server)
+    bad, good = await session(go, server)
     assert bad.is_error and "divisible by 16, got 72" in bad.content[0].text
     assert not good.is_error
 
@@ -275,7 +274,7 @@ class _SlowLoadingGenerator(FakeGenerator):
         return super().capabilities()
 
 
-def list_tools_while_generating(server, busy_after: float) -> float:
+async def list_tools_while_generating(server, busy_after: float) -> float:
     """Seconds from starting a generate call to the answer of a tools/list sent `busy_after` later."""
     waited = []
 
@@ -287,17 +286,17 @@ def list_tools_while_generating(server, busy_after: float) -> float:
             await client.list_tools()
             waited.append(time.monotonic() - t0)
 
-    session(go, server)
+    await session(go, server)
     return waited[0]
 
 
-def test_the_server_keeps_answering_while_the_model_loads():
+async def test_the_server_keeps_answering_while_the_model_loads():
     server, _ = make(_SlowLoadingGenerator(load_seconds=2.0))
     # 0.2 s in, generate is loading the model
-    assert list_tools_while_generating(server, busy_after=0.2) < 1.0
+    assert await list_tools_while_generating(server, busy_after=0.2) < 1.0
 
 
-def test_judge_exact_without_an_exact_judge_is_refused_before_any_image_is_made():
+async def test_judge_exact_without_an_exact_judge_is_refused_before_any_image_is_made():
     generator = FakeGenerator()
     s = load_settings(judge="exact")
     server = create_server(s, AgentLoop(s, generator=generator))
@@ -305,7 +304,7 @@ def test_judge_exact_without_an_exact_judge_is_refused_before_any_image_is_made(
     async def go(client):
         return await client.call_tool("generate", {"prompt": "x", "requirements": QUESTIONS})
 
-    result = session(go, server)
+    result = await session(go, server)
     assert result.is_error and "GEMS_JUDGE=exact" in result.content[0].text
     assert generator.calls == []
 
@@ -315,7 +314,7 @@ class _MissingModelGenerator(FakeGenerator):
         raise GenerationError("GEMS_MODEL='/nope' does not exist; give a diffusers pipeline folder or a hub id.")
 
 
-def test_a_model_that_fails_to_preload_is_a_clear_error_and_the_server_keeps_serving():
+async def test_a_model_that_fails_to_preload_is_a_clear_error_and_the_server_keeps_serving():
     s = load_settings(preload=True)
     server = create_server(s, AgentLoop(s, generator=_MissingModelGenerator()))
 
@@ -324,12 +323,12 @@ def test_a_model_that_fails_to_preload_is_a_clear_error_and_the_server_keeps_ser
         tools = await client.list_tools()
         return tools, await client.call_tool("generate", {"prompt": "x"})
 
-    tools, result = session(go, server)
+    tools, result = await session(go, server)
     assert any(t.name == "generate" for t in tools.tools)
     assert result.is_error and "GEMS_MODEL='/nope' does not exist" in result.content[0].text
 
 
-def test_a_contact_sheet_whose_image_was_deleted_is_a_clear_error():
+async def test_a_contact_sheet_whose_image_was_deleted_is_a_clear_error():
     server, loop = make()
 
     async def go(client):
@@ -339,7 +338,7 @@ def test_a_contact_sheet_whose_image_was_deleted_is_a_clear_error():
         with pytest.raises(Exception, match="No image"):
             await client.read_resource(f"gems://trajectories/{tid}/sheet.png")
 
-    session(go, server)
+    await session(go, server)
 
 
 class _BusyStore(MemoryStore):
@@ -347,20 +346,20 @@ class _BusyStore(MemoryStore):
         raise MemoryBusy("The memory database is locked by another gems-mcp process; try again in a moment.")
 
 
-def test_a_busy_memory_database_is_reported_in_its_own_words():
+async def test_a_busy_memory_database_is_reported_in_its_own_words():
     s = load_settings()
     server = create_server(s, AgentLoop(s, generator=FakeGenerator(), judge=None, store=_BusyStore(s.home)))
 
     async def go(client):
         return await client.call_tool("generate", {"prompt": "x"})
 
-    result = session(go, server)
+    result = await session(go, server)
     assert result.is_error and "locked by another gems-mcp process" in result.content[0].text
 
 
-def test_contact_sheet_labels_show_scores_only_for_judged_candidates():
-    unjudged = anyio.run(lambda: make()[1].generate("x", QUESTIONS, n=2))
-    judged = anyio.run(lambda: make(judge=ScriptedJudge([[True, False]]))[1].generate("x", QUESTIONS, n=2))
+async def test_contact_sheet_labels_show_scores_only_for_judged_candidates():
+    unjudged = await make()[1].generate("x", QUESTIONS, n=2)
+    judged = await make(judge=ScriptedJudge([[True, False]]))[1].generate("x", QUESTIONS, n=2)
     assert candidate_labels(unjudged.trajectory, unjudged.round) == ["1", "2"]
     assert candidate_labels(judged.trajectory, judged.round) == ["1: 1/2 passed", "2: 1/2 passed"]
 
@@ -373,15 +372,15 @@ class _SlowImageStore(ImageStore):
         return super().save(image, params)
 
 
-def test_the_server_keeps_answering_while_a_round_is_saved():
+async def test_the_server_keeps_answering_while_a_round_is_saved():
     s = load_settings()
     loop = AgentLoop(s, generator=FakeGenerator(), judge=None, images=_SlowImageStore(s.home / "images"))
     server = create_server(s, loop)
     # 0.3 s in, the round is being saved
-    assert list_tools_while_generating(server, busy_after=0.3) < 1.2
+    assert await list_tools_while_generating(server, busy_after=0.3) < 1.2
 
 
-def test_cancelling_a_call_while_the_model_loads_returns_at_once_and_the_load_goes_on():
+async def test_cancelling_a_call_while_the_model_loads_returns_at_once_and_the_load_goes_on():
     generator = _SlowLoadingGenerator(load_seconds=1.5)
     server, _ = make(generator)
     took = []
@@ -394,12 +393,12 @@ def test_cancelling_a_call_while_the_model_loads_returns_at_once_and_the_load_go
         took.append(time.monotonic() - t0)
         return await client.call_tool("generate", {"prompt": "x"})
 
-    result = session(go, server)
+    result = await session(go, server)
     assert took[0] < 1.0
     assert not result.is_error and generator.loaded
 
 
-def test_a_call_after_a_cancelled_one_reports_it_is_queued_while_the_device_finishes_the_step():
+async def test_a_call_after_a_cancelled_one_reports_it_is_queued_while_the_device_finishes_the_step():
     generator = FakeGenerator(step_delay=0.5)
     server, _ = make(generator)
     messages: list[str] = []
@@ -421,6 +420,6 @@ def test_a_call_after_a_cancelled_one_reports_it_is_queued_while_the_device_fini
             tg.cancel_scope.cancel()
         return await client.call_tool("generate", {"prompt": "y", "steps": 1}, progress_callback=second_progress)
 
-    result = session(go, server)
+    result = await session(go, server)
     assert not result.is_error and generator.max_active == 1
     assert messages[0] == "queued: 1 job ahead"

@@ -7,6 +7,8 @@ import pytest
 from tests.fakes import FakeGenerator, ScriptedJudge
 from tests.test_server import make, session
 
+pytestmark = pytest.mark.anyio
+
 QUESTIONS = ["Is there a red circle?", "Is the circle left of the square?"]
 LAYOUT = [{"prompt": "a red circle", "box": [0.05, 0.35, 0.35, 0.65]},
           {"prompt": "a blue square", "box": [0.65, 0.35, 0.95, 0.65]}]
@@ -16,14 +18,14 @@ def trajectory_id(result) -> str:
     return str(result.content[-1].uri).rsplit("/", 1)[-1]
 
 
-def test_a_layout_reaches_the_model_and_the_round_keeps_it():
+async def test_a_layout_reaches_the_model_and_the_round_keeps_it():
     server, loop = make(judge=ScriptedJudge([[True, False]]))
 
     async def go(client):
         return await client.call_tool("generate", {"prompt": "a red circle left of a blue square",
                                                    "requirements": QUESTIONS, "layout": LAYOUT})
 
-    result = session(go, server)
+    result = await session(go, server)
     assert not result.is_error
     assert "layout: a red circle [0.05, 0.35, 0.35, 0.65]; a blue square" in result.content[0].text
     assert [r.prompt for r in loop.generator.calls[-1].layout] == ["a red circle", "a blue square"]
@@ -31,7 +33,7 @@ def test_a_layout_reaches_the_model_and_the_round_keeps_it():
     assert [r.box for r in stored.rounds[0].layout] == [tuple(r["box"]) for r in LAYOUT]
 
 
-def test_an_inpaint_round_keeps_every_pixel_outside_its_boxes_and_the_layout_carries_over():
+async def test_an_inpaint_round_keeps_every_pixel_outside_its_boxes_and_the_layout_carries_over():
     server, loop = make(judge=ScriptedJudge([[True, False], [True, False], [True, True]]))
 
     async def go(client):
@@ -44,7 +46,7 @@ def test_an_inpaint_round_keeps_every_pixel_outside_its_boxes_and_the_layout_car
         })
         return tid, again, edit
 
-    tid, again, edit = session(go, server)
+    tid, again, edit = await session(go, server)
     assert not again.is_error and not edit.is_error, edit.content[0].text
     trajectory = loop.trajectory(tid)
     assert trajectory.rounds[1].layout == trajectory.rounds[0].layout  # regenerate keeps the last layout
@@ -71,13 +73,13 @@ def test_an_inpaint_round_keeps_every_pixel_outside_its_boxes_and_the_layout_car
         ({"layout": [{"prompt": "a", "box": [0.1, 0.1, 0.2, 0.2], "colour": "red"}]}, "Extra inputs are not permitted"),
     ],
 )
-def test_bad_layouts_are_one_clear_sentence(arguments, message):
+async def test_bad_layouts_are_one_clear_sentence(arguments, message):
     server, loop = make()
 
     async def go(client):
         return await client.call_tool("generate", {"prompt": "x", **arguments})
 
-    result = session(go, server)
+    result = await session(go, server)
     assert result.is_error and message in result.content[0].text
     assert "pydantic" not in result.content[0].text and loop.generator.calls == []
 
@@ -93,7 +95,7 @@ def test_bad_layouts_are_one_clear_sentence(arguments, message):
         ({"mode": "inpaint", "edits": [{"box": [0, 0, 0.5, 0.5], "prompt": "a"}] * 9}, "at most 8 regions"),
     ],
 )
-def test_bad_edits_are_refused_and_the_trajectory_stays_usable(arguments, message):
+async def test_bad_edits_are_refused_and_the_trajectory_stays_usable(arguments, message):
     server, _ = make(judge=ScriptedJudge([[True, False]]))
 
     async def go(client):
@@ -103,12 +105,12 @@ def test_bad_edits_are_refused_and_the_trajectory_stays_usable(arguments, messag
         good = await client.call_tool("refine", {"trajectory_id": tid, "prompt": "x"})
         return bad, good
 
-    bad, good = session(go, server)
+    bad, good = await session(go, server)
     assert bad.is_error and message in bad.content[0].text, bad.content[0].text
     assert not good.is_error and "round 2/" in good.content[0].text
 
 
-def test_a_model_without_inpainting_says_what_it_cannot_do():
+async def test_a_model_without_inpainting_says_what_it_cannot_do():
     server, _ = make(FakeGenerator(edit=False), judge=ScriptedJudge([[True, False]]))
 
     async def go(client):
@@ -116,5 +118,5 @@ def test_a_model_without_inpainting_says_what_it_cannot_do():
         return await client.call_tool("refine", {"trajectory_id": trajectory_id(first), "prompt": "x", "mode": "inpaint",
                                                  "edits": [{"box": [0, 0, 0.5, 0.5], "prompt": "a red circle"}]})
 
-    result = session(go, server)
+    result = await session(go, server)
     assert result.is_error and "cannot repaint regions of an image (mode='inpaint')" in result.content[0].text

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anyio
 import pytest
 
 from gems_mcp.checks import Exactly
@@ -35,19 +34,17 @@ class FlakyJudge:
                            for r in checklist]) for _ in images]
 
 
-def test_a_failing_judge_keeps_the_round_and_its_images_and_critique_retries():
+@pytest.mark.anyio
+async def test_a_failing_judge_keeps_the_round_and_its_images_and_critique_retries():
     judge = FlakyJudge()
     loop = AgentLoop(load_settings(), generator=FakeGenerator(), judge=judge)
 
-    async def go():
-        result = await loop.generate("a red circle", requirements=["Is there a red circle?"], n=2, seed=1)
-        stored = loop.trajectory(result.trajectory.id)
-        with pytest.raises(JudgeError, match="does not exist"):
-            await loop.critique(stored.id)
-        judge.broken = False
-        return result, stored, await loop.critique(stored.id)
-
-    result, stored, (after, rnd, _) = anyio.run(go)
+    result = await loop.generate("a red circle", requirements=["Is there a red circle?"], n=2, seed=1)
+    stored = loop.trajectory(result.trajectory.id)
+    with pytest.raises(JudgeError, match="does not exist"):
+        await loop.critique(stored.id)
+    judge.broken = False
+    after, rnd, _ = await loop.critique(stored.id)
     assert any("server judge failed" in note and "critique" in note for note in result.notes)
     assert len(stored.rounds) == 1 and not stored.rounds[0].judged
     assert all(loop.images.load(c.image_id).size == (64, 64) for c in stored.rounds[0].candidates)
@@ -55,22 +52,24 @@ def test_a_failing_judge_keeps_the_round_and_its_images_and_critique_retries():
     assert rnd.candidates[0].verdicts[0].probability == 0.9
 
 
-def test_the_judge_runs_as_a_job_of_the_device_queue():
+@pytest.mark.anyio
+async def test_the_judge_runs_as_a_job_of_the_device_queue():
     judge = FlakyJudge()
     judge.broken = False
     loop = AgentLoop(load_settings(), generator=FakeGenerator(), judge=judge)
-    anyio.run(lambda: loop.generate("a red circle", requirements=["Is there a red circle?"], seed=1))
+    await loop.generate("a red circle", requirements=["Is there a red circle?"], seed=1)
     assert judge.ran_on == ["default"]  # outside the queue there is no device: None
 
 
 @pytest.mark.slow
-def test_a_detector_judges_a_real_pipelines_round_from_the_checklist_it_derived(tmp_path, grid_detector):
+@pytest.mark.anyio
+async def test_a_detector_judges_a_real_pipelines_round_from_the_checklist_it_derived(tmp_path, grid_detector):
     from tests.tiny_pipeline import build_tiny_pipeline
 
     model = build_tiny_pipeline(tmp_path / "sd")
     settings = load_settings(model=str(model), judge=f"detect:{grid_detector}", judge_threshold=0.5, device="cpu")
     loop = AgentLoop(settings)
-    result = anyio.run(lambda: loop.generate("two dogs", seed=1, params=ImageParams(steps=2)))
+    result = await loop.generate("two dogs", seed=1, params=ImageParams(steps=2))
     (question,) = result.trajectory.checklist
     assert question.check == Exactly(object="dog", n=2)
     candidate = result.round.candidates[0]

@@ -6,6 +6,7 @@ import threading
 import time
 
 import anyio
+import anyio.to_thread
 import numpy as np
 import pytest
 
@@ -29,7 +30,8 @@ def test_a_batch_splits_by_seed_into_even_parts():
     assert split_request(request, 1) == [request]
 
 
-def test_jobs_take_free_devices_and_wait_in_line_when_all_are_busy():
+@pytest.mark.anyio
+async def test_jobs_take_free_devices_and_wait_in_line_when_all_are_busy():
     queue = DeviceQueue(["cuda:0", "cuda:1"])
     release = threading.Event()
     seen: list[str | None] = []
@@ -43,17 +45,13 @@ def test_jobs_take_free_devices_and_wait_in_line_when_all_are_busy():
     async def note(step, total, message):
         notes.append(message)
 
-    async def go():
-        results = []
-        async with anyio.create_task_group() as tg:
-            for _ in range(3):
-                tg.start_soon(lambda: _collect(results, queue.run(hold, note)))
-                await anyio.sleep(0.2)
-            assert sorted(seen) == ["cuda:0", "cuda:1"]  # two ran at once, the third waits
-            release.set()
-        return results
-
-    results = anyio.run(go)
+    results = []
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(lambda: _collect(results, queue.run(hold, note)))
+            await anyio.sleep(0.2)
+        assert sorted(seen) == ["cuda:0", "cuda:1"]  # two ran at once, the third waits
+        release.set()
     assert len(results) == 3 and set(results) == {"cuda:0", "cuda:1"}  # the third ran once a device was free
     assert notes.count("queued: 1 job ahead") == 1
     assert current_device() is None  # only a job's own thread has a device
@@ -63,15 +61,17 @@ async def _collect(results, coroutine):
     results.append(await coroutine)
 
 
-def test_a_job_can_be_pinned_to_one_device():
+@pytest.mark.anyio
+async def test_a_job_can_be_pinned_to_one_device():
     queue = DeviceQueue(["cuda:0", "cuda:1"])
-    got = anyio.run(lambda: queue.run(lambda on_step, stop: current_device(), device="cuda:1"))
+    got = await queue.run(lambda on_step, stop: current_device(), device="cuda:1")
     assert got == "cuda:1"
     with pytest.raises(ValueError, match="has no device 'cuda:7'"):
-        anyio.run(lambda: queue.run(lambda on_step, stop: None, device="cuda:7"))
+        await queue.run(lambda on_step, stop: None, device="cuda:7")
 
 
-def test_when_one_part_of_a_batch_fails_the_others_stop_and_the_caller_gets_its_sentence():
+@pytest.mark.anyio
+async def test_when_one_part_of_a_batch_fails_the_others_stop_and_the_caller_gets_its_sentence():
     queue = DeviceQueue(["cuda:0", "cuda:1"])
     stopped = threading.Event()
 
@@ -88,11 +88,11 @@ def test_when_one_part_of_a_batch_fails_the_others_stop_and_the_caller_gets_its_
         return ["never"]
 
     with pytest.raises(GenerationError, match="^cuda:1 ran out of memory"):
-        anyio.run(lambda: queue.run_all([waits, fails]))
-    assert stopped.wait(5)
+        await queue.run_all([waits, fails])
+    assert await anyio.to_thread.run_sync(stopped.wait, 5)  # waited off the event loop, which stays free
     deadline = time.monotonic() + 5
     while queue.waiting and time.monotonic() < deadline:  # the stopped thread lets go of its device
-        time.sleep(0.02)
+        await anyio.sleep(0.02)
     assert queue.waiting == 0
 
 
@@ -104,7 +104,8 @@ def test_gems_devices_needs_a_diffusers_model_and_names_real_devices():
 
 
 @pytest.mark.slow
-def test_two_devices_share_a_batch_of_candidates_side_by_side(tiny_model):
+@pytest.mark.anyio
+async def test_two_devices_share_a_batch_of_candidates_side_by_side(tiny_model):
     settings = load_settings(model=str(tiny_model), devices="cpu:0,cpu:1", offload="none")
     loop = AgentLoop(settings)
     pool = loop.generator
@@ -119,7 +120,7 @@ def test_two_devices_share_a_batch_of_candidates_side_by_side(tiny_model):
     async def progress(step, total, message):
         steps.append((step, total, message))
 
-    result = anyio.run(lambda: loop.generate("a red circle", n=4, seed=10, params=ImageParams(steps=2), progress=progress))
+    result = await loop.generate("a red circle", n=4, seed=10, params=ImageParams(steps=2), progress=progress)
     assert sorted(calls) == [("cpu:0", [10, 11]), ("cpu:1", [12, 13])]
     assert [c.seed for c in result.round.candidates] == [10, 11, 12, 13]
     assert steps[-1][2] == "step 4/4"  # the two parts' steps counted as one run

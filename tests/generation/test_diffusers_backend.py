@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import anyio
 import numpy as np
 import pytest
 from PIL import Image
@@ -98,7 +97,8 @@ def test_a_missing_model_or_a_folder_that_is_no_pipeline_gives_a_clear_error(tmp
         DiffusersGenerator(str(tmp_path / "notes")).capabilities()
 
 
-def test_server_runs_the_real_pipeline_and_survives_a_bad_model(tiny_model, tmp_path):
+@pytest.mark.anyio
+async def test_server_runs_the_real_pipeline_and_survives_a_bad_model(tiny_model, tmp_path):
     from mcp import Client
 
     from gems_mcp.config import load_settings
@@ -107,15 +107,11 @@ def test_server_runs_the_real_pipeline_and_survives_a_bad_model(tiny_model, tmp_
     good = create_server(load_settings(model=str(tiny_model)))
     bad = create_server(load_settings(model=str(tmp_path / "missing-model")))
 
-    async def go():
-        async with Client(good) as client:
-            ok = await client.call_tool("generate", {"prompt": "a red circle", "n": 2, "steps": 2, "seed": 1})
-        async with Client(bad) as client:
-            failed = await client.call_tool("generate", {"prompt": "a red circle"})
-            tools = await client.list_tools()
-        return ok, failed, tools
-
-    ok, failed, tools = anyio.run(go)
+    async with Client(good) as client:
+        ok = await client.call_tool("generate", {"prompt": "a red circle", "n": 2, "steps": 2, "seed": 1})
+    async with Client(bad) as client:
+        failed = await client.call_tool("generate", {"prompt": "a red circle"})
+        tools = await client.list_tools()
     assert not ok.is_error and [b.type for b in ok.content].count("resource_link") == 3  # two images, then the trajectory
     assert failed.is_error and "does not exist" in failed.content[0].text
     assert any(t.name == "generate" for t in tools.tools)

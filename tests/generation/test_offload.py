@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import anyio
 import numpy as np
 import pytest
 import torch
@@ -90,7 +89,8 @@ def test_the_vae_decodes_in_slices_and_tiles_only_very_large_images(plain):
     assert not vae.use_tiling
 
 
-def test_out_of_memory_in_a_round_names_the_fix_keeps_the_trajectory_and_the_next_call_runs(tiny_model, monkeypatch):
+@pytest.mark.anyio
+async def test_out_of_memory_in_a_round_names_the_fix_keeps_the_trajectory_and_the_next_call_runs(tiny_model, monkeypatch):
     from diffusers import UNet2DConditionModel
     from mcp import Client
 
@@ -107,17 +107,13 @@ def test_out_of_memory_in_a_round_names_the_fix_keeps_the_trajectory_and_the_nex
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return forward(self, *args, **kwargs)
 
-    async def go():
-        async with Client(server) as client:
-            first = await client.call_tool("generate", {"prompt": "a red circle", "n": 2, "steps": 2, "seed": 1})
-            tid = first.content[0].text.split()[1]
-            monkeypatch.setattr(UNet2DConditionModel, "forward", short_of_memory)
-            failed = await client.call_tool("refine", {"trajectory_id": tid, "prompt": "a blue circle", "n": 2})
-            kept = await client.read_resource(f"gems://trajectories/{tid}")
-            again = await client.call_tool("refine", {"trajectory_id": tid, "prompt": "a blue circle", "n": 2})
-            return first, failed, kept, again
-
-    first, failed, kept, again = anyio.run(go)
+    async with Client(server) as client:
+        first = await client.call_tool("generate", {"prompt": "a red circle", "n": 2, "steps": 2, "seed": 1})
+        tid = first.content[0].text.split()[1]
+        monkeypatch.setattr(UNet2DConditionModel, "forward", short_of_memory)
+        failed = await client.call_tool("refine", {"trajectory_id": tid, "prompt": "a blue circle", "n": 2})
+        kept = await client.read_resource(f"gems://trajectories/{tid}")
+        again = await client.call_tool("refine", {"trajectory_id": tid, "prompt": "a blue circle", "n": 2})
     assert not first.is_error
     assert failed.is_error
     message = failed.content[0].text

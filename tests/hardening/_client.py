@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio
 from mcp import Client
 
 from gems_mcp.config import load_settings
@@ -21,17 +20,14 @@ def make(judge: Any = None, **settings: Any) -> tuple[Any, AgentLoop]:
     return create_server(s, loop), loop
 
 
-def session(coro_fn: Any, server: Any) -> Any:
-    async def main() -> Any:
-        async with Client(server) as client:
-            return await coro_fn(client)
-
-    return anyio.run(main)
+async def session(coro_fn: Any, server: Any) -> Any:
+    async with Client(server) as client:
+        return await coro_fn(client)
 
 
-def call(server: Any, tool: str, args: dict[str, Any]) -> Any:
+async def call(server: Any, tool: str, args: dict[str, Any]) -> Any:
     """One tool call on a fresh connection."""
-    return session(lambda c: c.call_tool(tool, args), server)
+    return await session(lambda c: c.call_tool(tool, args), server)
 
 
 def text(result: Any) -> str:

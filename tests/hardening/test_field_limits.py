@@ -8,6 +8,8 @@ from gems_mcp.inputs import MAX_EXPERIENCE_CHARS, MAX_ID_CHARS
 from gems_mcp.types import Lesson
 from tests.hardening._client import QUESTIONS, ScriptedJudge, make, session, text
 
+pytestmark = pytest.mark.anyio
+
 MIB = 1024 * 1024
 
 
@@ -15,7 +17,7 @@ def _started(client, judge_first=True):
     return client.call_tool("generate", {"prompt": "a red circle", "requirements": QUESTIONS})
 
 
-def test_a_one_mebibyte_single_word_experience_is_refused_with_the_cap():
+async def test_a_one_mebibyte_single_word_experience_is_refused_with_the_cap():
     server, loop = make(judge=ScriptedJudge([[True, False]]))
 
     async def go(client):
@@ -23,7 +25,7 @@ def test_a_one_mebibyte_single_word_experience_is_refused_with_the_cap():
         tid = first.content[-1].uri.rsplit("/", 1)[-1]
         return tid, await client.call_tool("refine", {"trajectory_id": tid, "prompt": "x", "experience": "w" * MIB})
 
-    tid, result = session(go, server)
+    tid, result = await session(go, server)
     assert result.is_error
     assert f"at most {MAX_EXPERIENCE_CHARS} characters" in text(result)
     assert len(text(result)) < 400
@@ -43,41 +45,41 @@ def test_a_one_mebibyte_single_word_experience_is_refused_with_the_cap():
         ("generate", {"prompt": "ok", "layout": '[{"prompt": "a\\u0000b", "box": [0, 0, 1, 1]}]'}, "layout.0.prompt"),
     ],
 )
-def test_nul_and_control_characters_are_refused(tool, args, field):
+async def test_nul_and_control_characters_are_refused(tool, args, field):
     server, loop = make()
-    result = session(lambda c: c.call_tool(tool, args), server)
+    result = await session(lambda c: c.call_tool(tool, args), server)
     assert result.is_error
     assert field in text(result) and "control character" in text(result)
     assert loop.store.list_trajectories() == []
 
 
-def test_newlines_and_tabs_stay_allowed_in_prompts():
+async def test_newlines_and_tabs_stay_allowed_in_prompts():
     server, _ = make()
-    result = session(lambda c: c.call_tool("generate", {"prompt": "a red circle\n\tand a square"}), server)
+    result = await session(lambda c: c.call_tool("generate", {"prompt": "a red circle\n\tand a square"}), server)
     assert not result.is_error, text(result)
 
 
 @pytest.mark.parametrize("tool", ["refine", "critique", "close_trajectory", "recall_memory"])
-def test_a_huge_id_is_refused_without_being_echoed(tool):
+async def test_a_huge_id_is_refused_without_being_echoed(tool):
     server, _ = make()
     args = {"trajectory_id": "t-" + "a" * MIB}
     if tool == "refine":
         args["prompt"] = "x"
-    result = session(lambda c: c.call_tool(tool, args), server)
+    result = await session(lambda c: c.call_tool(tool, args), server)
     assert result.is_error
     assert f"at most {MAX_ID_CHARS}" in text(result)
     assert len(text(result)) < 400
 
 
 @pytest.mark.parametrize("bad", ["t-abc\n", "t-abc\nt-def", "../etc/passwd", "t abc", ""])
-def test_ids_must_match_the_whole_pattern(bad):
+async def test_ids_must_match_the_whole_pattern(bad):
     server, _ = make()
-    result = session(lambda c: c.call_tool("close_trajectory", {"trajectory_id": bad}), server)
+    result = await session(lambda c: c.call_tool("close_trajectory", {"trajectory_id": bad}), server)
     assert result.is_error
     assert "trajectory_id" in text(result)
 
 
-def test_long_strings_anywhere_are_capped():
+async def test_long_strings_anywhere_are_capped():
     server, _ = make()
     layout = [{"prompt": "a red circle", "box": [0, 0, 0.5, 0.5]}]
     for args in (
@@ -85,12 +87,12 @@ def test_long_strings_anywhere_are_capped():
         {"prompt": "ok", "layout": layout, "background": "b" * MIB},
         {"prompt": "ok", "requirements": ["Is it red?"] * 10_000},
     ):
-        result = session(lambda c, a=args: c.call_tool("generate", a), server)
+        result = await session(lambda c, a=args: c.call_tool("generate", a), server)
         assert result.is_error and "at most" in text(result), text(result)
         assert len(text(result)) < 400
 
 
-def test_recall_holds_its_budget_including_lessons_stored_before_the_caps():
+async def test_recall_holds_its_budget_including_lessons_stored_before_the_caps():
     server, loop = make()
     # lessons written by an older version, each with a huge single-word experience
     loop.store.add_lessons([
@@ -100,7 +102,7 @@ def test_recall_holds_its_budget_including_lessons_stored_before_the_caps():
     ])
 
     for budget in (600, 4000):
-        result = session(lambda c, b=budget: c.call_tool(
+        result = await session(lambda c, b=budget: c.call_tool(
             "recall_memory", {"query": "four red circles above a square", "budget": b}), server)
         assert not result.is_error, text(result)
         assert "Lesson" in text(result)
@@ -108,7 +110,7 @@ def test_recall_holds_its_budget_including_lessons_stored_before_the_caps():
         assert len(str(result.structured_content)) <= 2 * budget
 
 
-def test_a_huge_resource_uri_is_refused_without_being_echoed():
+async def test_a_huge_resource_uri_is_refused_without_being_echoed():
     from mcp.shared.exceptions import MCPError
 
     server, _ = make()
@@ -121,5 +123,5 @@ def test_a_huge_resource_uri_is_refused_without_being_echoed():
             errors.append(caught.value)
         return errors
 
-    for error in session(go, server):
+    for error in await session(go, server):
         assert len(str(error)) < 400 and len(str(error.error.data or "")) < 400

@@ -23,7 +23,8 @@ def _server(home):
     return create_server(settings, loop), loop
 
 
-def test_a_corrupt_database_is_quarantined_and_the_server_starts_empty_and_says_so(tmp_path, caplog):
+@pytest.mark.anyio
+async def test_a_corrupt_database_is_quarantined_and_the_server_starts_empty_and_says_so(tmp_path, caplog):
     (tmp_path / "memory.json").write_bytes(b'{"trajectories": {"1": {"id": "t-1"')
     with caplog.at_level(logging.WARNING):
         server, _ = _server(tmp_path)
@@ -34,14 +35,15 @@ def test_a_corrupt_database_is_quarantined_and_the_server_starts_empty_and_says_
     async def go(client):
         return [await client.call_tool("recall_memory", {}) for _ in range(2)]
 
-    first, second = session(go, server)
+    first, second = await session(go, server)
     assert "corrupt" in text(first) and str(backup.name) in text(first)
     assert "corrupt" not in text(second)
-    assert not session(lambda c: c.call_tool("generate", {"prompt": "x"}), server).is_error
+    assert not (await session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)).is_error
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("folder", ["memory.json", "memory.json.lock"])
-def test_a_database_or_lock_that_is_a_folder_serves_read_tools_and_refuses_writes_with_the_reason(tmp_path, folder):
+async def test_a_database_or_lock_that_is_a_folder_serves_read_tools_and_refuses_writes_with_the_reason(tmp_path, folder):
     (tmp_path / folder).mkdir()
     server, _ = _server(tmp_path)
 
@@ -50,46 +52,50 @@ def test_a_database_or_lock_that_is_a_folder_serves_read_tools_and_refuses_write
                 await client.call_tool("skill_shapes-world", {"prompt": "two circles"}),
                 await client.call_tool("generate", {"prompt": "x"}))
 
-    recall, skill, generate = session(go, server)
+    recall, skill, generate = await session(go, server)
     assert not recall.is_error and not skill.is_error
     assert generate.is_error
     assert str(tmp_path) in text(generate) and "Is a directory" in text(generate)
 
 
-def test_a_home_that_is_a_file_serves_read_tools_and_refuses_writes_with_the_reason(tmp_path):
+@pytest.mark.anyio
+async def test_a_home_that_is_a_file_serves_read_tools_and_refuses_writes_with_the_reason(tmp_path):
     home = tmp_path / "home"
     home.write_text("not a folder")
     server, _ = _server(home)
-    recall = session(lambda c: c.call_tool("recall_memory", {}), server)
-    generate = session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
+    recall = await session(lambda c: c.call_tool("recall_memory", {}), server)
+    generate = await session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
     assert not recall.is_error
     assert generate.is_error and str(home) in text(generate) and "not a folder" in text(generate)
 
 
+@pytest.mark.anyio
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
-def test_a_read_only_home_serves_read_tools_and_refuses_writes_with_the_reason(tmp_path):
+async def test_a_read_only_home_serves_read_tools_and_refuses_writes_with_the_reason(tmp_path):
     _server(tmp_path)  # a database exists
     tmp_path.chmod(0o555)
     try:
         server, _ = _server(tmp_path)
-        recall = session(lambda c: c.call_tool("recall_memory", {}), server)
-        generate = session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
+        recall = await session(lambda c: c.call_tool("recall_memory", {}), server)
+        generate = await session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
     finally:
         tmp_path.chmod(0o755)
     assert not recall.is_error
     assert generate.is_error and "Permission denied" in text(generate)
 
 
-def test_an_images_folder_that_cannot_be_made_is_a_clear_error(tmp_path):
+@pytest.mark.anyio
+async def test_an_images_folder_that_cannot_be_made_is_a_clear_error(tmp_path):
     (tmp_path / "images").write_text("not a folder")
     server, loop = _server(tmp_path)
-    result = session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
+    result = await session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
     assert result.is_error
     assert str(tmp_path / "images") in text(result) and "not a folder" in text(result)
     assert loop.store.list_trajectories() == []
 
 
-def test_a_full_disk_is_a_clear_error_and_leaves_no_temp_files(tmp_path, monkeypatch):
+@pytest.mark.anyio
+async def test_a_full_disk_is_a_clear_error_and_leaves_no_temp_files(tmp_path, monkeypatch):
     server, loop = _server(tmp_path)
 
     def full(fd, data):
@@ -97,21 +103,22 @@ def test_a_full_disk_is_a_clear_error_and_leaves_no_temp_files(tmp_path, monkeyp
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(images_module, "_write_all", full)
-    result = session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
+    result = await session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
     assert result.is_error
     assert "No space left on device" in text(result) and str(tmp_path / "images") in text(result)
     assert list((tmp_path / "images").glob("*.tmp")) == []
     assert loop.store.list_trajectories() == []
 
 
-def test_a_read_only_images_folder_is_a_clear_error(tmp_path, monkeypatch):
+@pytest.mark.anyio
+async def test_a_read_only_images_folder_is_a_clear_error(tmp_path, monkeypatch):
     server, loop = _server(tmp_path)
 
     def refused(*args, **kwargs):  # what a read-only folder does to a non-root writer
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(tmp_path / "images"))
 
     monkeypatch.setattr(images_module.tempfile, "mkstemp", refused)
-    result = session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
+    result = await session(lambda c: c.call_tool("generate", {"prompt": "x"}), server)
     assert result.is_error
     assert "Permission denied" in text(result) and str(tmp_path / "images") in text(result)
     assert loop.store.list_trajectories() == []
@@ -130,13 +137,13 @@ def test_leftover_temp_files_of_interrupted_writes_are_swept_at_start(tmp_path):
     assert not old.exists() and fresh.exists()
 
 
+@pytest.mark.anyio
 @pytest.mark.slow
 @pytest.mark.parametrize("lock_is_a_folder", [False, True])
-def test_a_stdio_server_over_a_corrupt_database_stays_up_and_says_so(tmp_path, lock_is_a_folder):
+async def test_a_stdio_server_over_a_corrupt_database_stays_up_and_says_so(tmp_path, lock_is_a_folder):
     """The original failure: the process exited at start and the client saw 'Connection closed'."""
     import sys
 
-    import anyio
     from mcp import Client, StdioServerParameters
 
     home = tmp_path / "home"
@@ -147,12 +154,9 @@ def test_a_stdio_server_over_a_corrupt_database_stays_up_and_says_so(tmp_path, l
     env = {**os.environ, "GEMS_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     params = StdioServerParameters(command=sys.executable, args=["-m", "gems_mcp", "serve"], env=env)
 
-    async def go():
-        async with Client(params) as client:
-            return (await client.call_tool("recall_memory", {}),
-                    await client.call_tool("skill_shapes-world", {"prompt": "two circles"}))
-
-    recall, skill = anyio.run(go)
+    async with Client(params) as client:
+        recall, skill = (await client.call_tool("recall_memory", {}),
+                         await client.call_tool("skill_shapes-world", {"prompt": "two circles"}))
     assert not recall.is_error and not skill.is_error
     assert ("corrupt" in text(recall)) is not lock_is_a_folder
     assert ("read-only" in text(recall)) is lock_is_a_folder
