@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
-from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gems_mcp.config import Settings
 from gems_mcp.errors import GemsError
+from gems_mcp.gallery.login import GalleryCookieBackend, SignInRedirect, login_route
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +119,15 @@ def build_app(
     app: ASGIApp = inner
     middleware: list[Middleware] = []
     token_verifier = verifier(settings)
+    outer: list[BaseRoute] = []
     if token_verifier is not None:
-        app = RequireAuthMiddleware(app, required_scopes=[])
-        middleware = [Middleware(AuthenticationMiddleware, backend=BearerAuthBackend(token_verifier)),
+        app = SignInRedirect(RequireAuthMiddleware(app, required_scopes=[]))
+        middleware = [Middleware(AuthenticationMiddleware, backend=GalleryCookieBackend(token_verifier)),
                       Middleware(AuthContextMiddleware)]
+        outer.append(login_route(token_verifier))  # the one route a browser reaches without the token
     if security is not None:
         middleware.insert(0, Middleware(_HostCheck, security=security))
-    return Starlette(routes=[Mount("/", app=app)], middleware=middleware,
+    return Starlette(routes=[*outer, Mount("/", app=app)], middleware=middleware,
                      lifespan=lambda _app: server.session_manager.run())
 
 

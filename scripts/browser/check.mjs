@@ -141,7 +141,13 @@ async function main() {
     // -- the gallery ------------------------------------------------------------------------------
     const gallery = await browser.newPage();
     watchConsole(gallery, "gallery", errors);
-    await gallery.setExtraHTTPHeaders(AUTH);
+    if (TOKEN) {  // as a person would: the gallery sends the browser to its sign-in form, the token sets a cookie
+      await gallery.goto(`${base}/gallery`, { waitUntil: "domcontentloaded" });
+      check(gallery.url() === `${base}/gallery/login`, "a browser without the token is sent to the sign-in form", gallery.url());
+      await gallery.type('input[name="token"]', TOKEN);
+      await Promise.all([gallery.waitForNavigation({ waitUntil: "domcontentloaded" }), gallery.click('input[type="submit"]')]);
+      check(gallery.url() === `${base}/gallery`, "signing in opens the gallery", gallery.url());
+    }
     await gallery.goto(`${base}/gallery#${tid}`, { waitUntil: "domcontentloaded" });
     await gallery.waitForSelector(`article[id="${tid}"] .round`, { timeout: TIMEOUT });
     check(await gallery.$eval(`article[id="${tid}"] h2`, (h) => h.textContent.includes("red circle")), "the trajectory appears with its prompt");

@@ -97,3 +97,44 @@ def test_a_loopback_bind_without_a_token_keeps_working():
 
     with _client(build_app(server, load_settings())) as client:
         assert client.post("/mcp", json=INIT, headers=HEADERS).status_code == 200
+
+
+def test_a_browser_signs_in_to_the_gallery_once_and_the_cookie_opens_nothing_else():
+    from gems_mcp.gallery.login import COOKIE
+
+    with _client(_app()) as client:
+        browser = client.get("/gallery", headers={"accept": "text/html,*/*"}, follow_redirects=False)
+        form = client.get("/gallery/login")
+        wrong = client.post("/gallery/login", data={"token": "not-the-token-not-the-token"}, follow_redirects=False)
+        assert COOKIE not in client.cookies
+        right = client.post("/gallery/login", data={"token": TOKEN}, follow_redirects=False)
+        gallery = client.get("/gallery")
+        mcp = client.post("/mcp", json=INIT, headers=HEADERS)  # the cookie rides along, and must not count here
+        probe = client.get("/probe")
+    assert browser.status_code == 303 and browser.headers["location"] == "/gallery/login"
+    assert form.status_code == 200 and 'name="token"' in form.text
+    assert wrong.status_code == 401 and "Wrong token" in wrong.text
+    assert right.status_code == 303 and right.headers["location"] == "/gallery"
+    cookie = right.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/gallery" in cookie
+    assert gallery.status_code == 200
+    assert mcp.status_code == 401 and probe.status_code == 401
+
+
+def test_the_gallery_cookie_with_a_wrong_token_is_refused():
+    from gems_mcp.gallery.login import COOKIE
+
+    with _client(_app()) as client:
+        client.cookies.set(COOKIE, "forged-token-forged-token-xx", path="/gallery")
+        assert client.get("/gallery").status_code == 401
+
+
+def test_the_right_cookie_sent_beyond_the_gallery_opens_neither_mcp_nor_other_routes():
+    from gems_mcp.gallery.login import COOKIE
+
+    with _client(_app()) as client:
+        client.cookies.set(COOKIE, TOKEN)  # as if a browser sent it everywhere
+        assert client.get("/gallery").status_code == 200
+        assert client.post("/mcp", json=INIT, headers=HEADERS).status_code == 401
+        assert client.get("/probe").status_code == 401
+        assert client.get("/extra").status_code == 401
