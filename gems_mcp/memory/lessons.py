@@ -6,7 +6,6 @@ import functools
 import hashlib
 import re
 
-import bm25s
 from pydantic import BaseModel
 
 from gems_mcp.memory.views import derive_experience, round_statuses
@@ -209,6 +208,8 @@ def _bm25_scores(docs: list[tuple[str, ...]], query: list[str]) -> list[float]:
     """
     if not any(docs):
         return [0.0] * len(docs)
+    import bm25s  # here, not at the top: it brings scipy, a third of a second at every server start
+
     retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
     retriever.index([list(doc) for doc in docs], show_progress=False)
     known = [term for term in query if term in retriever.vocab_dict]
