@@ -26,7 +26,7 @@ def load_generator(settings: Settings) -> Generator:
     if settings.backend == "ray":
         from gems_mcp.generation.ray_backend import RayGenerator
 
-        replica = settings.model_copy(update={"backend": "local", "devices": ""})
+        replica = _replica(settings)
         name = settings.model or "embedded"
         gpu = 0.5 if settings.judge_models else 1.0  # a model judge takes the other half of each GPU
         return RayGenerator(partial(load_generator, replica), name, settings.ray_address, settings.ray_replicas, gpu=gpu)
@@ -37,13 +37,23 @@ def load_generator(settings: Settings) -> Generator:
         from gems_mcp.generation.devices import DevicePool
 
         return DevicePool(devices, lambda device: _diffusers(settings, device))
-    device = devices[0] if devices else settings.device
+    device = _primary_device(settings)
     if settings.model:
         return _diffusers(settings, device)
     from gems_mcp.generation.loading import pick_device
     from gems_mcp.shapes.generator import EmbeddedGenerator
 
     return EmbeddedGenerator(device=pick_device(device))
+
+
+def _replica(settings: Settings) -> Settings:
+    """The settings a Ray replica loads its model with: in its own process, on its own device."""
+    return settings.model_copy(update={"backend": "local", "devices": ""})
+
+
+def _primary_device(settings: Settings) -> str:
+    """The first of GEMS_DEVICES, else GEMS_DEVICE."""
+    return settings.device_list[0] if settings.device_list else settings.device
 
 
 def _diffusers(settings: Settings, device: str) -> Generator:
@@ -70,16 +80,14 @@ def load_judge(settings: Settings, generator: Generator | None = None) -> Judge 
         # The model judge runs beside the generator on the cluster, as a deployment of its own.
         from gems_mcp.generation.ray_backend import deploy_judge
 
-        replica = settings.model_copy(update={"backend": "local", "devices": ""})
-        return deploy_judge(partial(load_judge, replica), settings.judge, settings.ray_address, settings.ray_replicas)
+        return deploy_judge(partial(load_judge, _replica(settings)), settings.judge, settings.ray_address, settings.ray_replicas)
     from gems_mcp.critique.combined import CombinedJudge
     from gems_mcp.critique.detect import DetectorJudge
     from gems_mcp.critique.loading import JudgeOptions
     from gems_mcp.critique.vlm import VLMJudge
     from gems_mcp.generation.loading import pick_device, pick_dtype
 
-    devices = settings.device_list
-    device = pick_device(devices[0] if devices else settings.device)
+    device = pick_device(_primary_device(settings))
     options = JudgeOptions(
         device=device, dtype=pick_dtype(device, settings.dtype), offload=settings.judge_offload,
         threshold=settings.judge_threshold, batch=settings.judge_batch,

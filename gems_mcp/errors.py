@@ -65,3 +65,10 @@ class StoreError(GemsError):
 
 class InvalidSkill(GemsError, ValueError):
     """A skill file that cannot be used; the message says what is wrong and what is allowed."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 300 characters), or its class name: one sentence's worth
+    of a library error, for errors that quote it."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

@@ -171,9 +171,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         negative_prompt: Annotated[str | None, Field(description="What the image must not show.")] = None,
     ) -> CallToolResult:
         """Start a trajectory: fix its checklist and run round 1 (n candidates in one batch), optionally from a layout."""
-        params = await _call_sync(
-            ImageParams, width=width, height=height, steps=steps, guidance=guidance, negative_prompt=negative_prompt
-        )
+        params = ImageParams(width=width, height=height, steps=steps, guidance=guidance, negative_prompt=negative_prompt)
         result = await _call(
             loop.generate(prompt, requirements, intent, skill, n, seed, params, _progress(ctx),
                           layout=layout, background=background)
@@ -246,7 +244,8 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         budget: Annotated[int | None, Field(description="Characters the view may take (default GEMS_MEMORY_BUDGET).")] = None,
     ) -> Annotated[CallToolResult, RecallResult]:
         """A trajectory's compressed history, lessons for a new prompt, or (with no arguments) recent trajectories."""
-        recall = await _call_sync(loop.recall, trajectory_id, query, budget)
+        # A worker thread: recall counts what it recalls (a locked write) and ranks lessons (bm25s, scipy).
+        recall = await _call(anyio.to_thread.run_sync(loop.recall, trajectory_id, query, budget))
         parts = (recall.view, recall.lessons, recall.recent)
         notice = f"{recall.notice}\n\n" if recall.notice else ""
         return _structured(notice + results.recall_text(*parts), results.recall_result(*parts))
@@ -281,15 +280,6 @@ async def _call(awaitable: Any) -> Any:
         return await awaitable
     except GemsError as exc:
         raise ToolError(advise(exc)) from exc
-
-
-async def _call_sync(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except GemsError as exc:
-        raise ToolError(advise(exc)) from exc
-    except ValidationError as exc:
-        raise ToolError("; ".join(arguments.field_error(e) for e in exc.errors())) from exc
 
 
 def _progress(ctx: Context) -> Any:

@@ -14,7 +14,6 @@ import webbrowser
 from gems_mcp.config import load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def add_gallery_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -42,6 +41,8 @@ def run_gallery_command(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"gems-mcp gallery: --port must be 0..65535, not {args.port}", file=sys.stderr)
         return EXIT_USAGE
+    from gems_mcp.http import LOOPBACK
+
     if args.host not in LOOPBACK:
         # No token here: anyone who reached the port would see every image.
         print(f"gems-mcp gallery: --host must be a loopback address ({', '.join(sorted(LOOPBACK))}), not "
@@ -58,7 +59,7 @@ def run_gallery_command(args: argparse.Namespace) -> int:
     port = sock.getsockname()[1]
     url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{port}/gallery"
     # Only requests naming loopback are served: a web page cannot rebind its name to this port.
-    app = standalone_app(settings.home, allowed_hosts=["127.0.0.1", "localhost", "[::1]", "::1"])
+    app = standalone_app(settings.home, allowed_hosts=[*LOOPBACK, "[::1]"])
     level = "info" if logging.getLogger().isEnabledFor(logging.DEBUG) else "warning"
     server = uvicorn.Server(uvicorn.Config(app, log_level=level, access_log=False))
     print(f"gems-mcp gallery: {url} (trajectories in {settings.home}); Ctrl+C stops it", file=sys.stderr)

@@ -10,6 +10,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from gems_mcp import uris
 from gems_mcp.config import load_settings
 from gems_mcp.errors import GemsError, InvalidRequest, UnknownTrajectory
 from gems_mcp.images import ImageStore
@@ -90,7 +91,7 @@ def _show(store: MemoryStore, trajectory_id: str, budget: int, recent: int) -> i
     if budget < 500:
         raise InvalidRequest(f"--budget must be at least 500 characters, not {budget}")
     traj = store.get_trajectory(trajectory_id)
-    sheet = f"gems://trajectories/{traj.id}/sheet.png" if traj.rounds else None
+    sheet = uris.sheet(traj.id) if traj.rounds else None
     print(build_view(traj, budget=budget, recent=recent, sheet_uri=sheet).to_text())
     return 0
 

@@ -16,8 +16,8 @@ from PIL import Image
 from gems_mcp.boxes import area, overlap
 from gems_mcp.checks import AtLeast, Check, Detection, Exactly, RelationCheck, Target, answer
 from gems_mcp.critique.base import Judgement
-from gems_mcp.critique.loading import JudgeOptions, ModelSlot, first_line, model_device
-from gems_mcp.errors import JudgeError
+from gems_mcp.critique.loading import JudgeOptions, ModelSlot, model_device
+from gems_mcp.errors import JudgeError, first_line
 from gems_mcp.types import Requirement, Verdict
 
 NMS_IOU = 0.5

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gems_mcp.errors import JudgeError
+from gems_mcp.errors import JudgeError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,6 @@ def resolve_source(model: str, kind: str) -> str:
         raise JudgeError(f"GEMS_JUDGE={kind}:{model} does not exist; give a local model folder or a hub id")
     return model
 
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:300]
 
 
 class ModelSlot:

@@ -14,8 +14,8 @@ from typing import Any
 from PIL import Image
 
 from gems_mcp.critique.base import Judgement
-from gems_mcp.critique.loading import JudgeOptions, ModelSlot, first_line, model_device
-from gems_mcp.errors import JudgeError
+from gems_mcp.critique.loading import JudgeOptions, ModelSlot, model_device
+from gems_mcp.errors import JudgeError, first_line
 from gems_mcp.types import Requirement, Verdict
 
 PASS_AT = 0.5

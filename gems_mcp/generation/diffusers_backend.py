@@ -15,12 +15,11 @@ from typing import Any
 
 from PIL import Image
 
-from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest, Unsupported
+from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest, Unsupported, first_line
 from gems_mcp.generation import offload
 from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
 from gems_mcp.generation.loading import LoadOptions, load_pipeline
 from gems_mcp.generation.loading import accepts as _accepts
-from gems_mcp.generation.loading import first_line as _first_line
 from gems_mcp.generation.regions import blend, blend_mask, latent_cell, model_mask, plan_passes
 from gems_mcp.types import Region
 
@@ -234,7 +233,7 @@ class DiffusersGenerator:
                 offload.out_of_memory_advice(self._offload, self._device, len(generators), width, height)
             ) from exc
         except ValueError as exc:  # diffusers' check_inputs: sizes, lengths, strength the model cannot take
-            raise GenerationError(f"{type(pipe).__name__} refused the request: {_first_line(exc)}") from exc
+            raise GenerationError(f"{type(pipe).__name__} refused the request: {first_line(exc)}") from exc
         if progress.stopped:
             raise GenerationCancelled("generation was cancelled")
         progress.next_pass()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gems_mcp.errors import GenerationError
+from gems_mcp.errors import GenerationError, first_line
 from gems_mcp.generation import offload
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,3 @@ def accepts(pipe: Any, name: str) -> bool:
 
     return name in inspect.signature(pipe.__call__).parameters
 
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

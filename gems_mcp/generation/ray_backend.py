@@ -18,7 +18,7 @@ from typing import Any
 from PIL import Image
 
 from gems_mcp import errors
-from gems_mcp.errors import GemsError, GenerationCancelled, GenerationError
+from gems_mcp.errors import GemsError, GenerationCancelled, GenerationError, first_line
 from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class RayGenerator:
                     raise
                 except Exception as exc:  # no cluster at the address, Serve failed to start
                     where = self._address or "a local cluster"
-                    raise GenerationError(f"Ray Serve could not be started on {where}: {_first_line(exc)}") from exc
+                    raise GenerationError(f"Ray Serve could not be started on {where}: {first_line(exc)}") from exc
             return self._handle
 
     @property
@@ -303,11 +303,7 @@ def _replica_failed(exc: Exception, what: str = "generator") -> GemsError:
     """A replica that died or could not be reached: one sentence, of the error class the caller handles."""
     cls = getattr(errors, "JudgeError", GenerationError) if what == "judge" else GenerationError
     return cls(
-        f"the Ray replica running the {what} failed ({type(exc).__name__}: {_first_line(exc)}); "
+        f"the Ray replica running the {what} failed ({type(exc).__name__}: {first_line(exc)}); "
         "Serve restarts it, so the next call can run"
     )
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
