@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 from gems_mcp.memory.lessons import recall_lessons
@@ -9,6 +10,9 @@ from gems_mcp.memory.store import MemoryStore
 from gems_mcp.types import Lesson, Trajectory
 
 LIST_LIMIT = 50
+_RECALLED: OrderedDict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = OrderedDict()
+"""recalled_for's answers: the same while no earlier lesson changes, and asked for at every poll of a running loop."""
+RECALLED_KEPT = 256
 
 
 def summaries(store: MemoryStore, limit: int = LIST_LIMIT) -> list[dict[str, Any]]:
@@ -42,8 +46,13 @@ def detail(store: MemoryStore, trajectory_id: str) -> dict[str, Any]:
 def recalled_for(trajectory: Trajectory, lessons: list[Lesson]) -> list[dict[str, Any]]:
     """What recall_memory(query=<intent>) offered when the trajectory started: lessons kept before it."""
     earlier = [lesson for lesson in lessons if lesson.created_at < trajectory.created_at]
-    hits = recall_lessons(earlier, trajectory.intent)
-    return [{**_lesson(hit.lesson), "score": hit.score} for hit in hits]
+    key = (trajectory.id, tuple(lesson.id for lesson in earlier))
+    if key not in _RECALLED:
+        hits = recall_lessons(earlier, trajectory.intent)
+        _RECALLED[key] = [{**_lesson(hit.lesson), "score": hit.score} for hit in hits]
+        while len(_RECALLED) > RECALLED_KEPT:
+            _RECALLED.popitem(last=False)
+    return _RECALLED[key]
 
 
 def _lesson(lesson: Lesson) -> dict[str, Any]:
