@@ -19,7 +19,9 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """Every knob of the server. Each field is the env var GEMS_<NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix="GEMS_", extra="ignore")
+    # An empty variable is an unset one: clients fill settings the user left blank with "" (Claude Code's
+    # ${GEMS_HOME:-}, an MCPB form's empty field), and GEMS_HOME="" must not mean the current directory.
+    model_config = SettingsConfigDict(env_prefix="GEMS_", extra="ignore", env_ignore_empty=True)
 
     home: Path = Field(
         default_factory=_default_home,
