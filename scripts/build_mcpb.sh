@@ -9,6 +9,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT=${1:-$ROOT/dist/gems-mcp.mcpb}
 STAGE=$ROOT/dist/mcpb
+python3 -c "import gems_mcp" 2>/dev/null || {
+  echo "build_mcpb.sh: python3 cannot import gems_mcp; activate the environment gems-mcp is installed in (pip install -e .)" >&2
+  exit 1
+}
 . "$ROOT/scripts/npm_clis.sh"
 need_npm_clis @anthropic-ai/mcpb@2.1.2
 

@@ -38,6 +38,11 @@ cd "$SCRATCH/project"
 fail() { echo "FAIL: $*"; exit 1; }
 
 echo "== Claude Code $(claude --version)"
+for manifest in "$ROOT" "$ROOT/plugins/gems-mcp"; do
+  echo "-- claude plugin validate $manifest"
+  claude plugin validate "$manifest" > "$SCRATCH/validate.txt" 2>&1 || { cat "$SCRATCH/validate.txt"; fail "claude plugin validate"; }
+  grep -E '^Validating|^  ❯ (mcpServers|skills|commands):|Validation passed' "$SCRATCH/validate.txt"
+done
 echo "-- claude plugin marketplace add $ROOT"
 claude plugin marketplace add "$ROOT"
 echo "-- claude plugin marketplace list"

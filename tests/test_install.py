@@ -158,6 +158,8 @@ def test_the_manifest_is_the_current_version_with_a_uv_server_that_installs_this
     bundle_project = tomllib.loads((out / "pyproject.toml").read_text())["project"]
     assert bundle_project["dependencies"] == [f"{PROJECT['name']}=={__version__}"]
     assert bundle_project["requires-python"] == PROJECT["requires-python"]
+    # One icon for both installs: the plugin's, 512x512 as Claude Desktop and the plugin directory ask.
+    assert (out / manifest["icon"]).read_bytes() == (PLUGIN / ".claude-plugin" / "icon.png").read_bytes()
     with Image.open(out / manifest["icon"]) as icon:
         assert icon.format == "PNG" and icon.size == (512, 512)
 

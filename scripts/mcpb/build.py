@@ -3,9 +3,11 @@
     python scripts/mcpb/build.py dist/mcpb        (scripts/build_mcpb.sh runs it, then packs)
 
 The folder gets manifest.json, a pyproject.toml that makes the host's uv install this version of
-gems-mcp, server/main.py (the entry point), icon.png and LICENSE. The manifest's tools and prompts
-come from the real server, listed in-process through the MCP SDK's client, so they cannot drift from
-what the server offers.
+gems-mcp, server/main.py (the entry point), icon.png (the Claude Code plugin's, one icon for both) and
+LICENSE. The manifest's tools and prompts come from the real server, listed in-process through the MCP
+SDK's client, so they cannot drift from what the server offers.
+
+    python scripts/mcpb/build.py --draw-icon plugins/gems-mcp/.claude-plugin/icon.png   (redraws the icon)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from gems_mcp.server import create_server
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+ICON = ROOT / "plugins" / "gems-mcp" / ".claude-plugin" / "icon.png"
 
 # The latest manifest version the MCPB CLI knows (LATEST_MANIFEST_VERSION in @anthropic-ai/mcpb 2.1);
 # 0.4 is the first with the "uv" server type, which installs Python and the package for the user.
@@ -176,14 +179,18 @@ def stage(out: Path) -> dict[str, Any]:
     (out / "pyproject.toml").write_text(pyproject())
     shutil.copyfile(HERE / "main.py", out / "server" / "main.py")
     shutil.copyfile(ROOT / "LICENSE", out / "LICENSE")
-    draw_icon(out / "icon.png")
+    shutil.copyfile(ICON, out / "icon.png")
     return data
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Stage the gems-mcp MCPB bundle in a folder (then: mcpb pack).")
     parser.add_argument("out", type=Path, help="folder to write (emptied first), e.g. dist/mcpb")
+    parser.add_argument("--draw-icon", action="store_true", help="instead, draw the 512x512 icon PNG at OUT")
     args = parser.parse_args(argv)
+    if args.draw_icon:
+        draw_icon(args.out)
+        return 0
     data = stage(args.out)
     print(f"{args.out}: manifest {data['manifest_version']}, gems-mcp {data['version']}, "
           f"{len(data['tools'])} tools, {len(data['prompts'])} prompt(s), asks for: {', '.join(data['user_config'])}",
