@@ -36,7 +36,7 @@ def read_json(path: Path) -> dict:
 
 def front_matter(path: Path) -> tuple[dict, str]:
     text = path.read_text()
-    match = re.match(r"---\n(.*?)\n---\n(.*)", text, re.S)
+    match = re.match(r"---\n(.*?)\n---\n(.*)", text, re.DOTALL)
     assert match, f"{path} has no front matter"
     return yaml.safe_load(match.group(1)), match.group(2)
 
