@@ -91,7 +91,8 @@ async def server_surface() -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
 
 
 def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def manifest(tools: list[dict[str, str]], prompts: list[dict[str, Any]]) -> dict[str, Any]:
