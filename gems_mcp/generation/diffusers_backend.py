@@ -1,7 +1,9 @@
 """DiffusersGenerator: any diffusers text-to-image pipeline behind the Generator protocol.
 
 Image-to-image edits, region edits and layouts reuse the loaded weights: their pipelines are the
-loaded one's counterparts built with ``from_pipe`` (the same UNet/transformer, VAE and text encoders).
+loaded one's counterparts built with ``from_pipe`` (the same UNet/transformer, VAE and text encoders)
+where diffusers has them for the family, else the loaded pipeline itself steered through its latents
+(``latent_paint``: SDEdit starts and a per-step blend outside the mask).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from PIL import Image
@@ -18,6 +21,7 @@ from PIL import Image
 from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest, Unsupported, first_line
 from gems_mcp.generation import offload
 from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
+from gems_mcp.generation.latent_paint import LatentPaint, missing_for_generic, own_class
 from gems_mcp.generation.loading import LoadOptions, load_pipeline
 from gems_mcp.generation.loading import accepts as _accepts
 from gems_mcp.generation.regions import blend, blend_mask, latent_cell, model_mask, plan_passes
@@ -31,7 +35,7 @@ MAX_STEPS = 200
 
 
 class DiffusersGenerator:
-    """Loads the pipeline once, lazily; image-to-image shares its weights through ``from_pipe``."""
+    """Loads the pipeline once, lazily; edits and repaints share its weights (``from_pipe`` or the latent path)."""
 
     _device = "cpu"
     _offload: offload.Offload = "none"
@@ -44,8 +48,8 @@ class DiffusersGenerator:
         self._model = model
         self._options = LoadOptions(device=device, dtype=dtype, offload=offload, compile=compile)
         self._pipe: Any = None
-        self._img2img: Any = None
-        self._inpaint: Any = None
+        self._levers: dict[str, tuple[Any, bool] | None] = {}
+        self._lacking: dict[str, str] = {}
         self._capabilities: Capabilities | None = None
         self._load_lock = threading.Lock()
         self.report = "not loaded yet"
@@ -79,28 +83,44 @@ class DiffusersGenerator:
         self._run_pass(self._pipe, kwargs, self._generators([0]), _Progress([2], None, None))
         return time.perf_counter() - began
 
-    def _image_to_image(self) -> Any:
-        return self._counterpart("_img2img", "AutoPipelineForImage2Image", "image-to-image", "edit an image")
+    def _lever(self, task: str, what: str) -> tuple[Any, bool]:
+        """The pipeline that runs ``task`` and whether it is the generic latent path, resolved once.
 
-    def _inpainting(self, what: str = "repaint regions of an image") -> Any:
-        return self._counterpart("_inpaint", "AutoPipelineForInpainting", "inpainting", what)
-
-    def _counterpart(self, slot: str, auto: str, kind: str, what: str) -> Any:
-        """The loaded pipeline's counterpart for another task, built once; it shares every weight."""
+        diffusers' own class for the family when it has one (built with ``from_pipe``: it shares every
+        weight); else the loaded pipeline itself, steered through its latents (``latent_paint``).
+        """
         pipe = self.load()
         with self._load_lock:
-            if getattr(self, slot) is None:
-                import diffusers
+            if task not in self._levers:
+                cls = own_class(pipe, task)
+                if cls is not None:
+                    counterpart = cls.from_pipe(pipe)
+                    counterpart.set_progress_bar_config(disable=True)
+                    self._levers[task] = (counterpart, False)
+                elif (lacking := missing_for_generic(pipe)) is None:
+                    self._levers[task] = (pipe, True)
+                else:
+                    self._levers[task] = None
+                    self._lacking[task] = lacking
+            lever = self._levers[task]
+        if lever is None:
+            raise Unsupported(
+                f"{type(pipe).__name__} has no {task} class in diffusers and {self._lacking[task]}, so it cannot {what}"
+            )
+        return lever
 
-                try:
-                    counterpart = getattr(diffusers, auto).from_pipe(pipe)
-                except Exception as exc:  # no mapping for this pipeline class, or a component it lacks
-                    raise Unsupported(
-                        f"{type(pipe).__name__} has no {kind} counterpart, so it cannot {what}"
-                    ) from exc
-                counterpart.set_progress_bar_config(disable=True)
-                setattr(self, slot, counterpart)
-            return getattr(self, slot)
+    def _describe_levers(self) -> str:
+        """Which path each lever takes, for the load line."""
+        parts = []
+        for task, levers in (("image-to-image", "edit"), ("inpainting", "inpaint and layout")):
+            lever = self._levers.get(task)
+            if lever is None:
+                parts.append(f"{levers}: unavailable ({self._lacking.get(task, 'not resolved')})")
+            elif lever[1]:
+                parts.append(f"{levers}: generic latent path on {type(lever[0]).__name__}")
+            else:
+                parts.append(f"{levers}: {type(lever[0]).__name__} (from_pipe)")
+        return "; ".join(parts)
 
     # -- the Generator protocol -------------------------------------------------------------
 
@@ -113,21 +133,22 @@ class DiffusersGenerator:
             steps = _default(params, "num_inference_steps", 30)
             guidance = _default(params, "guidance_scale", None) if "guidance_scale" in params else None
             features = {f for f, arg in _FEATURE_ARGS.items() if _accepts(pipe, arg)}
-            if self._has(self._image_to_image):
+            if self._has("image-to-image"):
                 features.add("edit")
-            if self._has(self._inpainting):
+            if self._has("inpainting"):
                 features.update(("inpaint", "layout"))
+            self.report += f"; {self._describe_levers()}"
+            log.info("%s: %s", self._model, self.report)
             self._capabilities = Capabilities(
                 width=side, height=side, steps=int(steps), guidance=guidance, max_side=MAX_SIDE,
                 max_steps=MAX_STEPS, features=frozenset(features), name=type(pipe).__name__,
             )
         return self._capabilities
 
-    @staticmethod
-    def _has(counterpart: Callable[[], Any]) -> bool:
+    def _has(self, task: str) -> bool:
         try:
-            counterpart()
-        except Unsupported:
+            self._lever(task, task)
+        except Unsupported:  # only the verdict that the family cannot: any other error is raised as itself
             return False
         return True
 
@@ -160,15 +181,19 @@ class DiffusersGenerator:
         if kind == "layout":
             return self._paint_regions(request, request.layout, on_step, should_stop)
         edit = kind == "edit"
-        pipe = self._image_to_image() if edit else self.load()
+        pipe, generic = self._lever("image-to-image", "edit an image") if edit else (self.load(), False)
         params = request.params
         kwargs = self._call_kwargs(pipe, request, request.prompt)
-        if edit:
+        paint = None
+        if edit and generic:
+            init = _fit(request.init_image, params.width, params.height)
+            paint = LatentPaint(pipe, [init] * len(request.seeds), params.strength or 1.0)
+        if edit and not generic:
             kwargs.update(image=_fit(request.init_image, params.width, params.height), strength=params.strength)
         else:
             kwargs.update(width=params.width, height=params.height)
         progress = _Progress([_effective_steps(params.steps, params.strength if edit else None)], on_step, should_stop)
-        return self._run_pass(pipe, kwargs, self._generators(request.seeds), progress)
+        return self._run_pass(pipe, kwargs, self._generators(request.seeds), progress, paint)
 
     def _paint_regions(
         self,
@@ -178,7 +203,7 @@ class DiffusersGenerator:
         should_stop: Callable[[], bool] | None,
     ) -> list[Image.Image]:
         layout = request.kind == "layout"
-        inpaint = self._inpainting("draw a layout" if layout else "repaint regions of an image")
+        inpaint, generic = self._lever("inpainting", "draw a layout" if layout else "repaint regions of an image")
         params = request.params
         width, height = params.width, params.height
         if not layout and request.init_image is None:
@@ -200,11 +225,12 @@ class DiffusersGenerator:
         cell = latent_cell(inpaint)
         for region_pass in passes:
             kwargs = self._call_kwargs(inpaint, request, region_pass.prompt)
-            kwargs.update(
-                image=images, mask_image=model_mask(region_pass.boxes, width, height, cell),
-                strength=strength, width=width, height=height,
-            )
-            painted = self._run_pass(inpaint, kwargs, generators, progress)
+            kwargs.update(width=width, height=height)
+            mask = model_mask(region_pass.boxes, width, height, cell)
+            paint = LatentPaint(inpaint, images, strength, mask) if generic else None
+            if not generic:
+                kwargs.update(image=images, mask_image=mask, strength=strength)
+            painted = self._run_pass(inpaint, kwargs, generators, progress, paint)
             exact = blend_mask(region_pass.boxes, width, height)
             images = [blend(base, new, exact) for base, new in zip(images, painted)]
         return images
@@ -214,17 +240,24 @@ class DiffusersGenerator:
 
         return [torch.Generator(self._torch_generator_device).manual_seed(seed) for seed in seeds]
 
-    def _run_pass(self, pipe: Any, kwargs: dict[str, Any], generators: list[Any], progress: _Progress) -> list[Image.Image]:
-        """One pipeline call with progress and stop wired in; errors become one clear sentence."""
+    def _run_pass(
+        self, pipe: Any, kwargs: dict[str, Any], generators: list[Any], progress: _Progress,
+        paint: LatentPaint | None = None,
+    ) -> list[Image.Image]:
+        """One pipeline call with progress and stop wired in (and the generic latent path, when given); errors
+        become one clear sentence."""
         import torch
 
         kwargs = {**kwargs, "generator": generators}
-        if _accepts(pipe, "callback_on_step_end"):
+        if paint is not None:
+            kwargs["callback_on_step_end"] = _chain(paint.on_step_end, progress.on_step_end)
+            kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
+        elif _accepts(pipe, "callback_on_step_end"):
             kwargs["callback_on_step_end"] = progress.on_step_end
         width, height = kwargs.get("width") or 0, kwargs.get("height") or 0
         offload.fit_vae(pipe, width, height)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), (paint.installed() if paint is not None else nullcontext()):
                 output = pipe(**{k: v for k, v in kwargs.items() if _accepts(pipe, k)})
         except torch.OutOfMemoryError as exc:
             # The pipeline stays loaded: hooks reset and the cache emptied, the next (smaller) call can run.
@@ -248,6 +281,10 @@ class DiffusersGenerator:
             "num_inference_steps": params.steps,
             "output_type": "pil",
         }
+        if _accepts(pipe, "use_resolution_binning"):
+            # PixArt and Sana otherwise draw at the nearest trained aspect ratio and resize: the caller's size
+            # is already checked against the model's limits, and latents and masks must match it exactly.
+            wanted["use_resolution_binning"] = False
         optional = {"guidance_scale": params.guidance, "negative_prompt": params.negative_prompt}
         for name, value in optional.items():
             if value is None:
@@ -256,6 +293,17 @@ class DiffusersGenerator:
                 raise Unsupported(f"{type(pipe).__name__} does not take '{name}'; leave it out for this model")
             wanted[name] = value
         return wanted
+
+
+def _chain(*callbacks: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """One step-end callback that runs each in turn on the tensors the previous one returned."""
+
+    def on_step_end(p: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        for callback in callbacks:
+            callback_kwargs = callback(p, step, timestep, callback_kwargs)
+        return callback_kwargs
+
+    return on_step_end
 
 
 class _Progress:
