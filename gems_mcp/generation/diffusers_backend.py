@@ -21,7 +21,7 @@ from PIL import Image
 from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest, Unsupported, first_line
 from gems_mcp.generation import offload
 from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
-from gems_mcp.generation.latent_paint import LatentPaint, missing_for_generic, own_class
+from gems_mcp.generation.latent_paint import LatentPaint, missing_for_generic, own_class, step_callback
 from gems_mcp.generation.loading import LoadOptions, load_pipeline
 from gems_mcp.generation.loading import accepts as _accepts
 from gems_mcp.generation.regions import blend, blend_mask, latent_cell, model_mask, plan_passes
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 _FEATURE_ARGS = {"negative_prompt": "negative_prompt", "guidance": "guidance_scale"}
 MAX_SIDE = 2048
+TRUE_CFG_SCALE = 4.0
 MAX_STEPS = 200
 
 
@@ -185,13 +186,14 @@ class DiffusersGenerator:
         params = request.params
         kwargs = self._call_kwargs(pipe, request, request.prompt)
         paint = None
+        # One copy of the image per candidate: SD3's img2img encodes image[i] with generator[i] and has no copy of its own.
+        inits = [_fit(request.init_image, params.width, params.height)] * len(request.seeds) if edit else []
         if edit and generic:
-            init = _fit(request.init_image, params.width, params.height)
-            paint = LatentPaint(pipe, [init] * len(request.seeds), params.strength or 1.0)
+            paint = LatentPaint(pipe, inits, params.strength or 1.0)
         if edit and not generic:
-            kwargs.update(image=_fit(request.init_image, params.width, params.height), strength=params.strength)
-        else:
-            kwargs.update(width=params.width, height=params.height)
+            kwargs.update(image=inits, strength=params.strength)
+        # Flux's and Qwen-Image's img2img draw at their default size unless told, whatever the image's size.
+        kwargs.update(width=params.width, height=params.height)
         progress = _Progress([_effective_steps(params.steps, params.strength if edit else None)], on_step, should_stop)
         return self._run_pass(pipe, kwargs, self._generators(request.seeds), progress, paint)
 
@@ -248,12 +250,7 @@ class DiffusersGenerator:
         become one clear sentence."""
         import torch
 
-        kwargs = {**kwargs, "generator": generators}
-        if paint is not None:
-            kwargs["callback_on_step_end"] = _chain(paint.on_step_end, progress.on_step_end)
-            kwargs["callback_on_step_end_tensor_inputs"] = ["latents"]
-        elif _accepts(pipe, "callback_on_step_end"):
-            kwargs["callback_on_step_end"] = progress.on_step_end
+        kwargs = {**kwargs, "generator": generators, **_step_end(pipe, progress, paint)}
         width, height = kwargs.get("width") or 0, kwargs.get("height") or 0
         offload.fit_vae(pipe, width, height)
         try:
@@ -292,18 +289,33 @@ class DiffusersGenerator:
             if not _accepts(pipe, name):
                 raise Unsupported(f"{type(pipe).__name__} does not take '{name}'; leave it out for this model")
             wanted[name] = value
+        if params.negative_prompt and _default(_parameters(pipe), "true_cfg_scale", 1.0) <= 1:
+            # Flux reads a negative prompt only under true CFG, off by default: turn it on, at Qwen-Image's default.
+            wanted["true_cfg_scale"] = TRUE_CFG_SCALE
         return wanted
 
 
-def _chain(*callbacks: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    """One step-end callback that runs each in turn on the tensors the previous one returned."""
+def _step_end(pipe: Any, progress: _Progress, paint: LatentPaint | None) -> dict[str, Any]:
+    """The call's step-end arguments: progress and stop, then the latent blend, through whichever callback
+    API the pipeline has (the legacy one is handed the latents tensor and is written in place)."""
+    callbacks = [progress.on_step_end] if paint is None else [paint.on_step_end, progress.on_step_end]
 
     def on_step_end(p: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
         for callback in callbacks:
             callback_kwargs = callback(p, step, timestep, callback_kwargs)
         return callback_kwargs
 
-    return on_step_end
+    kind = step_callback(pipe)
+    if kind == "on_step_end":
+        return {"callback_on_step_end": on_step_end, "callback_on_step_end_tensor_inputs": ["latents"]}
+    if kind == "legacy":
+        def legacy(step: int, timestep: Any, latents: Any) -> None:
+            blended = on_step_end(pipe, step, timestep, {"latents": latents})["latents"]
+            if blended is not latents:
+                latents.copy_(blended)
+
+        return {"callback": legacy, "callback_steps": 1}
+    return {}
 
 
 class _Progress:
@@ -334,6 +346,10 @@ class _Progress:
                 # flag; leaving through the callback stops them within this step too.
                 raise GenerationCancelled("generation was cancelled")
         return callback_kwargs
+
+
+def _parameters(pipe: Any) -> Any:
+    return inspect.signature(pipe.__call__).parameters
 
 
 def _default(params: Any, name: str, fallback: Any) -> Any:

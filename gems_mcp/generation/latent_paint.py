@@ -20,6 +20,7 @@ seed gives the same noise as text to image. Noise levels come from the scheduler
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -49,16 +50,25 @@ def own_class(pipe: Any, task: str) -> type | None:
     return None
 
 
+def step_callback(pipe: Any) -> str | None:
+    """How the pipeline calls back after each step with its latents: "on_step_end" (the current API, which
+    returns the latents), "legacy" (``callback(step, t, latents)``, written in place: PixArt), or None."""
+    if accepts(pipe, "callback_on_step_end") and "latents" in getattr(pipe, "_callback_tensor_inputs", ("latents",)):
+        return "on_step_end"
+    if accepts(pipe, "callback") and accepts(pipe, "callback_steps"):
+        return "legacy"
+    return None
+
+
 def missing_for_generic(pipe: Any) -> str | None:
     """Why the generic path cannot drive ``pipe`` (what it lacks), or None when it can."""
     needs = {
         "takes no 'latents'": accepts(pipe, "latents"),
-        "takes no 'callback_on_step_end'": accepts(pipe, "callback_on_step_end"),
+        "has no step-end callback that sees its latents": step_callback(pipe) is not None,
         "has no prepare_latents": callable(getattr(pipe, "prepare_latents", None)),
         "has no VAE that encodes": callable(getattr(getattr(pipe, "vae", None), "encode", None)),
         "has no image processor": hasattr(pipe, "image_processor"),
         "has no scheduler with set_timesteps": callable(getattr(getattr(pipe, "scheduler", None), "set_timesteps", None)),
-        "cannot hand its latents to a step-end callback": "latents" in getattr(pipe, "_callback_tensor_inputs", ()),
     }
     lacking = [what for what, present in needs.items() if not present]
     return ", ".join(lacking) or None
@@ -90,6 +100,7 @@ class LatentPaint:
         pipe, scheduler = self._pipe, self._pipe.scheduler
         prepare, set_timesteps = pipe.prepare_latents, scheduler.set_timesteps
 
+        @functools.wraps(prepare)  # pipelines inspect these signatures (retrieve_timesteps looks for 'sigmas')
         def prepare_latents(*args: Any, **kwargs: Any) -> Any:
             out = prepare(*args, **kwargs)
             self._latents = out[0] if isinstance(out, tuple) else out
@@ -98,6 +109,7 @@ class LatentPaint:
             self._start()
             return out
 
+        @functools.wraps(set_timesteps)
         def cut_schedule(*args: Any, **kwargs: Any) -> Any:
             out = set_timesteps(*args, **kwargs)
             self._cut(scheduler)
