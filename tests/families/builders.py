@@ -23,9 +23,10 @@ class Family:
     """A family in the matrix: how to build its tiny pipeline and what a user of it can expect."""
 
     name: str
+    title: str
     pipeline: str  # the diffusers class the folder loads as
     build: Callable[[], Any]
-    negative_prompt: bool = True  # the family has a negative prompt that changes the image
+    own_levers: bool  # diffusers has img2img and inpaint classes for it; else edits take the generic latent path
     note: str = ""
 
 
@@ -239,16 +240,18 @@ def cogview4() -> Any:
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
-        Family("sd15", "StableDiffusionPipeline", sd15),
-        Family("sdxl", "StableDiffusionXLPipeline", sdxl),
-        Family("sd3", "StableDiffusion3Pipeline", sd3, note="without T5"),
-        Family("flux", "FluxPipeline", flux),
-        Family("z-image", "ZImagePipeline", z_image),
-        Family("qwen-image", "QwenImagePipeline", qwen_image),
-        Family("pixart-sigma", "PixArtSigmaPipeline", pixart_sigma),
-        Family("sana", "SanaPipeline", sana),
-        Family("lumina2", "Lumina2Pipeline", lumina2),
-        Family("cogview4", "CogView4Pipeline", cogview4),
+        Family("sd15", "Stable Diffusion 1.5", "StableDiffusionPipeline", sd15, own_levers=True),
+        Family("sdxl", "SDXL", "StableDiffusionXLPipeline", sdxl, own_levers=True),
+        Family("sd3", "SD3 / 3.5", "StableDiffusion3Pipeline", sd3, own_levers=True, note="tested without T5"),
+        Family("flux", "Flux.1", "FluxPipeline", flux, own_levers=True,
+               note="a negative prompt turns on true CFG (true_cfg_scale 4)"),
+        Family("z-image", "Z-Image", "ZImagePipeline", z_image, own_levers=True),
+        Family("qwen-image", "Qwen-Image", "QwenImagePipeline", qwen_image, own_levers=True),
+        Family("pixart-sigma", "PixArt-Sigma", "PixArtSigmaPipeline", pixart_sigma, own_levers=False,
+               note="legacy step callback: the blend is written in place"),
+        Family("sana", "Sana", "SanaPipeline", sana, own_levers=False),
+        Family("lumina2", "Lumina Image 2.0", "Lumina2Pipeline", lumina2, own_levers=False),
+        Family("cogview4", "CogView 4", "CogView4Pipeline", cogview4, own_levers=False),
     )
 }
 
