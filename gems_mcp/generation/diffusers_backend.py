@@ -21,7 +21,8 @@ from PIL import Image
 from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest, Unsupported, first_line
 from gems_mcp.generation import offload
 from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
-from gems_mcp.generation.latent_paint import LatentPaint, missing_for_generic, own_class, step_callback
+from gems_mcp.generation.latent_paint import LatentPaint
+from gems_mcp.generation.levers import Levers, step_callback
 from gems_mcp.generation.loading import LoadOptions, load_pipeline
 from gems_mcp.generation.loading import accepts as _accepts
 from gems_mcp.generation.regions import blend, blend_mask, latent_cell, model_mask, plan_passes
@@ -49,8 +50,7 @@ class DiffusersGenerator:
         self._model = model
         self._options = LoadOptions(device=device, dtype=dtype, offload=offload, compile=compile)
         self._pipe: Any = None
-        self._levers: dict[str, tuple[Any, bool] | None] = {}
-        self._lacking: dict[str, str] = {}
+        self._levers: Levers | None = None
         self._capabilities: Capabilities | None = None
         self._load_lock = threading.Lock()
         self.report = "not loaded yet"
@@ -84,44 +84,13 @@ class DiffusersGenerator:
         self._run_pass(self._pipe, kwargs, self._generators([0]), _Progress([2], None, None))
         return time.perf_counter() - began
 
-    def _lever(self, task: str, what: str) -> tuple[Any, bool]:
-        """The pipeline that runs ``task`` and whether it is the generic latent path, resolved once.
-
-        diffusers' own class for the family when it has one (built with ``from_pipe``: it shares every
-        weight); else the loaded pipeline itself, steered through its latents (``latent_paint``).
-        """
+    def levers(self) -> Levers:
+        """Which pipeline runs edits, repaints and layouts (loads the model)."""
         pipe = self.load()
         with self._load_lock:
-            if task not in self._levers:
-                cls = own_class(pipe, task)
-                if cls is not None:
-                    counterpart = cls.from_pipe(pipe)
-                    counterpart.set_progress_bar_config(disable=True)
-                    self._levers[task] = (counterpart, False)
-                elif (lacking := missing_for_generic(pipe)) is None:
-                    self._levers[task] = (pipe, True)
-                else:
-                    self._levers[task] = None
-                    self._lacking[task] = lacking
-            lever = self._levers[task]
-        if lever is None:
-            raise Unsupported(
-                f"{type(pipe).__name__} has no {task} class in diffusers and {self._lacking[task]}, so it cannot {what}"
-            )
-        return lever
-
-    def _describe_levers(self) -> str:
-        """Which path each lever takes, for the load line."""
-        parts = []
-        for task, levers in (("image-to-image", "edit"), ("inpainting", "inpaint and layout")):
-            lever = self._levers.get(task)
-            if lever is None:
-                parts.append(f"{levers}: unavailable ({self._lacking.get(task, 'not resolved')})")
-            elif lever[1]:
-                parts.append(f"{levers}: generic latent path on {type(lever[0]).__name__}")
-            else:
-                parts.append(f"{levers}: {type(lever[0]).__name__} (from_pipe)")
-        return "; ".join(parts)
+            if self._levers is None:
+                self._levers = Levers(pipe)
+            return self._levers
 
     # -- the Generator protocol -------------------------------------------------------------
 
@@ -134,24 +103,18 @@ class DiffusersGenerator:
             steps = _default(params, "num_inference_steps", 30)
             guidance = _default(params, "guidance_scale", None) if "guidance_scale" in params else None
             features = {f for f, arg in _FEATURE_ARGS.items() if _accepts(pipe, arg)}
-            if self._has("image-to-image"):
+            levers = self.levers()
+            if levers.available("image-to-image"):
                 features.add("edit")
-            if self._has("inpainting"):
+            if levers.available("inpainting"):
                 features.update(("inpaint", "layout"))
-            self.report += f"; {self._describe_levers()}"
+            self.report += f"; {levers.describe()}"
             log.info("%s: %s", self._model, self.report)
             self._capabilities = Capabilities(
                 width=side, height=side, steps=int(steps), guidance=guidance, max_side=MAX_SIDE,
                 max_steps=MAX_STEPS, features=frozenset(features), name=type(pipe).__name__,
             )
         return self._capabilities
-
-    def _has(self, task: str) -> bool:
-        try:
-            self._lever(task, task)
-        except Unsupported:  # only the verdict that the family cannot: any other error is raised as itself
-            return False
-        return True
 
     def validate_prompt(self, prompt: str) -> None:
         """Any text goes: the pipeline's tokenizer truncates what is too long."""
@@ -182,7 +145,7 @@ class DiffusersGenerator:
         if kind == "layout":
             return self._paint_regions(request, request.layout, on_step, should_stop)
         edit = kind == "edit"
-        pipe, generic = self._lever("image-to-image", "edit an image") if edit else (self.load(), False)
+        pipe, generic = self.levers().get("image-to-image", "edit an image") if edit else (self.load(), False)
         params = request.params
         kwargs = self._call_kwargs(pipe, request, request.prompt)
         paint = None
@@ -205,7 +168,7 @@ class DiffusersGenerator:
         should_stop: Callable[[], bool] | None,
     ) -> list[Image.Image]:
         layout = request.kind == "layout"
-        inpaint, generic = self._lever("inpainting", "draw a layout" if layout else "repaint regions of an image")
+        inpaint, generic = self.levers().get("inpainting", "draw a layout" if layout else "repaint regions of an image")
         params = request.params
         width, height = params.width, params.height
         if not layout and request.init_image is None:

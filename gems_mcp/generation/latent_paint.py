@@ -28,51 +28,6 @@ from typing import Any
 from PIL import Image
 
 from gems_mcp.errors import GenerationError
-from gems_mcp.generation.loading import accepts
-
-TASKS = ("image-to-image", "inpainting")
-
-
-def own_class(pipe: Any, task: str) -> type | None:
-    """diffusers' own class for ``task`` in the loaded pipeline's family (from the AutoPipeline tables), or None.
-
-    Read from the tables rather than by trying ``from_pipe``, so that an unrelated failure (memory, a
-    broken component) surfaces as itself and is never taken for a family without the class.
-    """
-    from diffusers.pipelines import auto_pipeline as auto
-
-    wanted = {"image-to-image": auto.AUTO_IMAGE2IMAGE_PIPELINES_MAPPING, "inpainting": auto.AUTO_INPAINT_PIPELINES_MAPPING}
-    name = type(pipe).__name__
-    for table in auto.SUPPORTED_TASKS_MAPPINGS:
-        for family, cls in table.items():
-            if cls.__name__ == name:
-                return wanted[task].get(family)
-    return None
-
-
-def step_callback(pipe: Any) -> str | None:
-    """How the pipeline calls back after each step with its latents: "on_step_end" (the current API, which
-    returns the latents), "legacy" (``callback(step, t, latents)``, written in place: PixArt), or None."""
-    if accepts(pipe, "callback_on_step_end") and "latents" in getattr(pipe, "_callback_tensor_inputs", ("latents",)):
-        return "on_step_end"
-    if accepts(pipe, "callback") and accepts(pipe, "callback_steps"):
-        return "legacy"
-    return None
-
-
-def missing_for_generic(pipe: Any) -> str | None:
-    """Why the generic path cannot drive ``pipe`` (what it lacks), or None when it can."""
-    needs = {
-        "takes no 'latents'": accepts(pipe, "latents"),
-        "has no step-end callback that sees its latents": step_callback(pipe) is not None,
-        "has no prepare_latents": callable(getattr(pipe, "prepare_latents", None)),
-        "has no VAE that encodes": callable(getattr(getattr(pipe, "vae", None), "encode", None)),
-        "has no image processor": hasattr(pipe, "image_processor"),
-        "has no scheduler with set_timesteps": callable(getattr(getattr(pipe, "scheduler", None), "set_timesteps", None)),
-    }
-    lacking = [what for what, present in needs.items() if not present]
-    return ", ".join(lacking) or None
-
 
 class LatentPaint:
     """One pipeline call steered from an init image: start latents (SDEdit) and, with a mask, the per-step blend.

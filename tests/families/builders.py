@@ -157,8 +157,8 @@ def qwen_image() -> Any:
         joint_attention_dim=HIDDEN, axes_dims_rope=(4, 2, 2),
     )
     vae = AutoencoderKLQwenImage(base_dim=8, z_dim=z_dim, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                                 temperal_downsample=[False, True, True], latents_mean=[0.0] * z_dim,
-                                 latents_std=[1.0] * z_dim)
+                                 temperal_downsample=[False, True, True], latents_mean=[0.1, -0.2, 0.3, 0.0],
+                                 latents_std=[1.5, 0.5, 2.0, 1.0])
     config = Qwen2_5_VLConfig(
         text_config={"hidden_size": HIDDEN, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                      "num_key_value_heads": 2, "vocab_size": text.VOCAB_SIZE, "rope_scaling": {"type": "mrope",

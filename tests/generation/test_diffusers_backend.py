@@ -65,7 +65,7 @@ def test_edit_shares_the_loaded_weights_and_changes_the_image(generator):
     source = generator.generate(request(seeds=[9]))[0]
     edited = generator.generate(request(seeds=[10], init_image=source, strength=0.5, steps=4))[0]
     assert generator.capabilities().supports("edit")
-    img2img, generic = generator._lever("image-to-image", "edit")
+    img2img, generic = generator.levers().get("image-to-image", "edit")
     assert type(img2img).__name__ == "StableDiffusionImg2ImgPipeline" and not generic
     assert img2img.unet is generator._pipe.unet
     assert img2img.vae is generator._pipe.vae
@@ -220,7 +220,7 @@ def test_region_edits_share_the_weights_and_repaint_only_inside_the_boxes(genera
     source = generator.generate(request(seeds=[9]))[0]
     edit = request(seeds=[1, 2], init_image=source, edits=[APPLE, CUP])
     first, again = generator.generate(edit), generator.generate(edit)
-    inpaint, _ = generator._lever("inpainting", "repaint")
+    inpaint, _ = generator.levers().get("inpainting", "repaint")
     assert type(inpaint).__name__ == "StableDiffusionInpaintPipeline"
     assert inpaint.unet is generator._pipe.unet and inpaint.vae is generator._pipe.vae
     assert inpaint.text_encoder is generator._pipe.text_encoder
