@@ -328,7 +328,8 @@ def _default_side(pipe: Any) -> int:
         sample = getattr(getattr(getattr(pipe, owner, None), "config", None), "sample_size", None)
         if isinstance(sample, int):
             return int(sample * scale)
-    return 512
+    sample = getattr(pipe, "default_sample_size", None)  # Flux, Qwen-Image: set by the pipeline, not the config
+    return int(sample * scale) if isinstance(sample, int) else 512
 
 
 def _effective_steps(steps: int, strength: float | None) -> int:
