@@ -29,6 +29,7 @@ from PIL import Image
 
 from gems_mcp.errors import GenerationError
 
+
 class LatentPaint:
     """One pipeline call steered from an init image: start latents (SDEdit) and, with a mask, the per-step blend.
 

@@ -148,7 +148,12 @@ def z_image() -> Any:
 
 def qwen_image() -> Any:
     """Qwen-Image's MMDiT with a Qwen2.5-VL text encoder and its video VAE, 2x2-packed latents."""
-    from diffusers import AutoencoderKLQwenImage, FlowMatchEulerDiscreteScheduler, QwenImagePipeline, QwenImageTransformer2DModel
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImagePipeline,
+        QwenImageTransformer2DModel,
+    )
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     z_dim = 4

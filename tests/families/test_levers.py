@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from gems_mcp.generation.base import GenerationRequest
 from gems_mcp.generation.diffusers_backend import DiffusersGenerator

@@ -12,4 +12,4 @@ def tiny_model(tmp_path_factory):
     return build_tiny_pipeline(tmp_path_factory.mktemp("models") / "tiny-sd")
 
 
-from tests.families.conftest import family_folder  # noqa: E402,F401  (each family's saved tiny pipeline)
+from tests.families.conftest import family_folder  # noqa: F401  (each family's saved tiny pipeline)
