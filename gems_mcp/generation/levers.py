@@ -17,8 +17,8 @@ from gems_mcp.generation.loading import accepts
 TASKS = {"image-to-image": "edit", "inpainting": "inpaint and layout"}
 
 
-def own_class(pipe: Any, task: str) -> type | None:
-    """diffusers' own class for ``task`` in the loaded pipeline's family (from the AutoPipeline tables), or None.
+def own_class(pipeline_class: type, task: str) -> type | None:
+    """diffusers' own class for ``task`` in the family of ``pipeline_class`` (from the AutoPipeline tables), or None.
 
     Read from the tables rather than by trying ``from_pipe``, so that an unrelated failure (memory, a
     broken component) surfaces as itself and is never taken for a family without the class.
@@ -26,7 +26,7 @@ def own_class(pipe: Any, task: str) -> type | None:
     from diffusers.pipelines import auto_pipeline as auto
 
     wanted = {"image-to-image": auto.AUTO_IMAGE2IMAGE_PIPELINES_MAPPING, "inpainting": auto.AUTO_INPAINT_PIPELINES_MAPPING}
-    name = type(pipe).__name__
+    name = pipeline_class.__name__
     for table in auto.SUPPORTED_TASKS_MAPPINGS:
         for family, cls in table.items():
             if cls.__name__ == name:
@@ -106,7 +106,7 @@ class Levers:
         return "; ".join(parts)
 
     def _resolve(self, task: str) -> tuple[Any, bool] | None:
-        cls = own_class(self._pipe, task) if self._prefer_own else None
+        cls = own_class(type(self._pipe), task) if self._prefer_own else None
         if cls is not None:
             counterpart = cls.from_pipe(self._pipe)
             counterpart.set_progress_bar_config(disable=True)

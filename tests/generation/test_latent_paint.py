@@ -104,16 +104,3 @@ def test_stop_ends_a_generic_repaint_and_the_pipeline_is_left_as_it_was(name, fa
     assert seen == [1, 2]
     assert "prepare_latents" not in vars(pipe) and "set_timesteps" not in vars(pipe.scheduler)
     assert len(generator.generate(request([1]))) == 1  # and it still draws
-
-
-def test_an_unrelated_failure_is_raised_and_never_taken_for_a_missing_lever(tiny_model, monkeypatch):
-    from diffusers import StableDiffusionImg2ImgPipeline
-
-    failing = classmethod(lambda cls, pipe, **kw: (_ for _ in ()).throw(RuntimeError("CUDA out of memory")))
-    monkeypatch.setattr(StableDiffusionImg2ImgPipeline, "from_pipe", failing)
-    generator = DiffusersGenerator(str(tiny_model), device="cpu", offload="none")
-    with pytest.raises(RuntimeError, match="CUDA out of memory"):
-        generator.capabilities()
-    monkeypatch.undo()
-    assert generator.capabilities().supports("edit")
-    assert "edit: StableDiffusionImg2ImgPipeline (from_pipe)" in generator.report
