@@ -137,7 +137,9 @@ class DiffusersGenerator:
         background (the background prompt, or the whole prompt when none is given) and then paints
         each box over it. Both run one inpaint pass per distinct region prompt (regions.plan_passes),
         all candidates batched in each pass, and keep every pixel outside the boxes byte-identical.
-        Progress counts the steps of all passes together; a stop ends whichever pass is running.
+        Edits and passes run on the family's own img2img / inpaint class, or on the loaded pipeline
+        through the generic latent path (``levers``). Progress counts the steps of all passes
+        together; a stop ends whichever pass is running.
         """
         kind = request.kind
         if kind == "inpaint":
@@ -149,12 +151,13 @@ class DiffusersGenerator:
         params = request.params
         kwargs = self._call_kwargs(pipe, request, request.prompt)
         paint = None
-        # One copy of the image per candidate: SD3's img2img encodes image[i] with generator[i] and has no copy of its own.
-        inits = [_fit(request.init_image, params.width, params.height)] * len(request.seeds) if edit else []
-        if edit and generic:
-            paint = LatentPaint(pipe, inits, params.strength or 1.0)
-        if edit and not generic:
-            kwargs.update(image=inits, strength=params.strength)
+        if edit:
+            # One copy per candidate: SD3's img2img encodes image[i] with generator[i] and makes no copies itself.
+            inits = [_fit(request.init_image, params.width, params.height)] * len(request.seeds)
+            if generic:
+                paint = LatentPaint(pipe, inits, params.strength or 1.0)
+            else:
+                kwargs.update(image=inits, strength=params.strength)
         # Flux's and Qwen-Image's img2img draw at their default size unless told, whatever the image's size.
         kwargs.update(width=params.width, height=params.height)
         progress = _Progress([_effective_steps(params.steps, params.strength if edit else None)], on_step, should_stop)
@@ -268,6 +271,8 @@ def _step_end(pipe: Any, progress: _Progress, paint: LatentPaint | None) -> dict
             callback_kwargs = callback(p, step, timestep, callback_kwargs)
         return callback_kwargs
 
+    if paint is None and _accepts(pipe, "callback_on_step_end"):
+        return {"callback_on_step_end": on_step_end}  # progress only: whatever tensors the pipeline hands over
     kind = step_callback(pipe)
     if kind == "on_step_end":
         return {"callback_on_step_end": on_step_end, "callback_on_step_end_tensor_inputs": ["latents"]}
