@@ -18,9 +18,15 @@ from tests.families.builders import FAMILIES
 
 BOX = (0.25, 0.25, 0.75, 0.75)  # 16..48 px of 64: whole latent cells for every family's VAE
 PAINT = Region(prompt="a blue square", box=BOX)
-# Batched matmuls round differently from single ones on a CPU: a candidate drawn in a batch of two
-# matches the same seed drawn alone to within one level of 255 (measured: 0 or 1 on every family).
-BATCH_ROUNDING = 1
+# Float rounding on a CPU: batched matmuls round differently from single ones, and the same call can take
+# another kernel path for differently aligned buffers late in a long session (seen 2 runs in 5 on the
+# offload comparison, never when repeated alone). Either moves a pixel by at most one level of 255.
+ROUNDING = 1
+
+
+def same(a, b) -> bool:
+    """The same picture up to float rounding."""
+    return a.size == b.size and int(np.abs(pixels(a) - pixels(b)).max()) <= ROUNDING
 
 
 def request(seeds, prompt="a red circle", **more):
@@ -71,8 +77,7 @@ class TestEveryLever:
     def test_candidates_drawn_in_one_batch_match_each_seed_drawn_alone(self, generator, drawn):
         alone = [generator.generate(request([seed]))[0] for seed in (1, 2)]
         assert [im.size for im in drawn] == [(64, 64)] * 2
-        for batched, single in zip(drawn, alone):
-            assert np.abs(pixels(batched) - pixels(single)).max() <= BATCH_ROUNDING
+        assert all(same(batched, single) for batched, single in zip(drawn, alone))
         assert np.abs(pixels(drawn[0]) - pixels(drawn[1])).mean() > 1  # two seeds, two pictures
 
     def test_an_edit_starts_from_the_given_image(self, generator, drawn):
@@ -80,7 +85,7 @@ class TestEveryLever:
         again = generator.generate(request([3, 4], init_image=drawn[0], strength=0.5))
         other = generator.generate(request([3, 4], init_image=drawn[1], strength=0.5))
         assert [im.size for im in edited] == [(64, 64)] * 2
-        assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(edited, again))
+        assert all(same(a, b) for a, b in zip(edited, again))
         assert not np.array_equal(pixels(edited[0]), pixels(drawn[0]))
         assert not np.array_equal(pixels(edited[0]), pixels(other[0]))  # another image, another edit
 
@@ -109,6 +114,6 @@ class TestEveryLever:
         offloaded = DiffusersGenerator(str(family_folder(family.name)), device="cpu", offload="model")
         offloaded.load()
         assert "offload model" in offloaded.report
-        assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(offloaded.generate(request([1, 2])), drawn))
+        assert all(same(a, b) for a, b in zip(offloaded.generate(request([1, 2])), drawn))
         painted = offloaded.generate(request([5], init_image=drawn[0], edits=[PAINT]))[0]
-        assert np.array_equal(pixels(painted), pixels(generator.generate(request([5], init_image=drawn[0], edits=[PAINT]))[0]))
+        assert same(painted, generator.generate(request([5], init_image=drawn[0], edits=[PAINT]))[0])
