@@ -16,7 +16,9 @@ from gems_mcp.generation.diffusers_backend import DiffusersGenerator
 from gems_mcp.types import GenerationParams, Region
 from tests.families.builders import FAMILIES
 
-BOX = (0.25, 0.25, 0.75, 0.75)  # 16..48 px of 64: whole latent cells for every family's VAE
+# 16..48 px of 64: whole 8-px latent cells; Sana's 32-px cells round it out to the whole image, and the
+# exact composite still keeps every pixel outside the box.
+BOX = (0.25, 0.25, 0.75, 0.75)
 PAINT = Region(prompt="a blue square", box=BOX)
 # Float rounding on a CPU: batched matmuls round differently from single ones, and the same call can take
 # another kernel path for differently aligned buffers late in a long session (seen 2 runs in 5 on the
