@@ -34,11 +34,22 @@ def _byte_level() -> Any:
     return tokenizer
 
 
+# Qwen-Image drops the first 34 tokens of its prompt template (the system prompt, as Qwen's own vocabulary
+# splits it). These words make the byte-level tokenizer split it the same way, so the drop leaves the prompt.
+QWEN_IMAGE_SYSTEM_WORDS = [
+    "system", "Describe", " the", " image", " by", " detailing", " color", " shape", " size", " texture",
+    " quantity", " text", " spatial", " relationships", " of", " objects", " and", " background", "user",
+]
+
+
 def qwen(max_length: int = 512) -> Any:
     """Qwen2Tokenizer (Z-Image, Qwen-Image) with a chat template."""
+    from tokenizers import AddedToken
     from transformers import Qwen2TokenizerFast
 
-    tokenizer = Qwen2TokenizerFast(tokenizer_object=_byte_level(), pad_token="<|endoftext|>", eos_token="<|im_end|>",
+    words = _byte_level()
+    words.add_tokens([AddedToken(word, normalized=False) for word in QWEN_IMAGE_SYSTEM_WORDS])
+    tokenizer = Qwen2TokenizerFast(tokenizer_object=words, pad_token="<|endoftext|>", eos_token="<|im_end|>",
                                    unk_token="<unk>", model_max_length=max_length)
     tokenizer.chat_template = CHAT_TEMPLATE
     return tokenizer
