@@ -1,7 +1,9 @@
 """DiffusersGenerator: any diffusers text-to-image pipeline behind the Generator protocol.
 
 Image-to-image edits, region edits and layouts reuse the loaded weights: their pipelines are the
-loaded one's counterparts built with ``from_pipe`` (the same UNet/transformer, VAE and text encoders).
+loaded one's counterparts built with ``from_pipe`` (the same UNet/transformer, VAE and text encoders)
+where diffusers has them for the family, else the loaded pipeline itself steered through its latents
+(``latent_paint``: SDEdit starts and a per-step blend outside the mask).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from PIL import Image
@@ -18,6 +21,8 @@ from PIL import Image
 from gems_mcp.errors import GenerationCancelled, GenerationError, InvalidRequest, Unsupported, first_line
 from gems_mcp.generation import offload
 from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallback
+from gems_mcp.generation.latent_paint import LatentPaint
+from gems_mcp.generation.levers import Levers, step_callback
 from gems_mcp.generation.loading import LoadOptions, load_pipeline
 from gems_mcp.generation.loading import accepts as _accepts
 from gems_mcp.generation.regions import blend, blend_mask, latent_cell, model_mask, plan_passes
@@ -27,11 +32,12 @@ log = logging.getLogger(__name__)
 
 _FEATURE_ARGS = {"negative_prompt": "negative_prompt", "guidance": "guidance_scale"}
 MAX_SIDE = 2048
+TRUE_CFG_SCALE = 4.0
 MAX_STEPS = 200
 
 
 class DiffusersGenerator:
-    """Loads the pipeline once, lazily; image-to-image shares its weights through ``from_pipe``."""
+    """Loads the pipeline once, lazily; edits and repaints share its weights (``from_pipe`` or the latent path)."""
 
     _device = "cpu"
     _offload: offload.Offload = "none"
@@ -44,8 +50,7 @@ class DiffusersGenerator:
         self._model = model
         self._options = LoadOptions(device=device, dtype=dtype, offload=offload, compile=compile)
         self._pipe: Any = None
-        self._img2img: Any = None
-        self._inpaint: Any = None
+        self._levers: Levers | None = None
         self._capabilities: Capabilities | None = None
         self._load_lock = threading.Lock()
         self.report = "not loaded yet"
@@ -79,28 +84,13 @@ class DiffusersGenerator:
         self._run_pass(self._pipe, kwargs, self._generators([0]), _Progress([2], None, None))
         return time.perf_counter() - began
 
-    def _image_to_image(self) -> Any:
-        return self._counterpart("_img2img", "AutoPipelineForImage2Image", "image-to-image", "edit an image")
-
-    def _inpainting(self, what: str = "repaint regions of an image") -> Any:
-        return self._counterpart("_inpaint", "AutoPipelineForInpainting", "inpainting", what)
-
-    def _counterpart(self, slot: str, auto: str, kind: str, what: str) -> Any:
-        """The loaded pipeline's counterpart for another task, built once; it shares every weight."""
+    def levers(self) -> Levers:
+        """Which pipeline runs edits, repaints and layouts (loads the model)."""
         pipe = self.load()
         with self._load_lock:
-            if getattr(self, slot) is None:
-                import diffusers
-
-                try:
-                    counterpart = getattr(diffusers, auto).from_pipe(pipe)
-                except Exception as exc:  # no mapping for this pipeline class, or a component it lacks
-                    raise Unsupported(
-                        f"{type(pipe).__name__} has no {kind} counterpart, so it cannot {what}"
-                    ) from exc
-                counterpart.set_progress_bar_config(disable=True)
-                setattr(self, slot, counterpart)
-            return getattr(self, slot)
+            if self._levers is None:
+                self._levers = Levers(pipe)
+            return self._levers
 
     # -- the Generator protocol -------------------------------------------------------------
 
@@ -113,23 +103,18 @@ class DiffusersGenerator:
             steps = _default(params, "num_inference_steps", 30)
             guidance = _default(params, "guidance_scale", None) if "guidance_scale" in params else None
             features = {f for f, arg in _FEATURE_ARGS.items() if _accepts(pipe, arg)}
-            if self._has(self._image_to_image):
+            levers = self.levers()
+            if levers.available("image-to-image"):
                 features.add("edit")
-            if self._has(self._inpainting):
+            if levers.available("inpainting"):
                 features.update(("inpaint", "layout"))
+            self.report += f"; {levers.describe()}"
+            log.info("%s: %s", self._model, self.report)
             self._capabilities = Capabilities(
                 width=side, height=side, steps=int(steps), guidance=guidance, max_side=MAX_SIDE,
                 max_steps=MAX_STEPS, features=frozenset(features), name=type(pipe).__name__,
             )
         return self._capabilities
-
-    @staticmethod
-    def _has(counterpart: Callable[[], Any]) -> bool:
-        try:
-            counterpart()
-        except Unsupported:
-            return False
-        return True
 
     def validate_prompt(self, prompt: str) -> None:
         """Any text goes: the pipeline's tokenizer truncates what is too long."""
@@ -152,7 +137,9 @@ class DiffusersGenerator:
         background (the background prompt, or the whole prompt when none is given) and then paints
         each box over it. Both run one inpaint pass per distinct region prompt (regions.plan_passes),
         all candidates batched in each pass, and keep every pixel outside the boxes byte-identical.
-        Progress counts the steps of all passes together; a stop ends whichever pass is running.
+        Edits and passes run on the family's own img2img / inpaint class, or on the loaded pipeline
+        through the generic latent path (``levers``). Progress counts the steps of all passes
+        together; a stop ends whichever pass is running.
         """
         kind = request.kind
         if kind == "inpaint":
@@ -160,15 +147,21 @@ class DiffusersGenerator:
         if kind == "layout":
             return self._paint_regions(request, request.layout, on_step, should_stop)
         edit = kind == "edit"
-        pipe = self._image_to_image() if edit else self.load()
+        pipe, generic = self.levers().get("image-to-image", "edit an image") if edit else (self.load(), False)
         params = request.params
         kwargs = self._call_kwargs(pipe, request, request.prompt)
+        paint = None
         if edit:
-            kwargs.update(image=_fit(request.init_image, params.width, params.height), strength=params.strength)
-        else:
-            kwargs.update(width=params.width, height=params.height)
+            # One copy per candidate: SD3's img2img encodes image[i] with generator[i] and makes no copies itself.
+            inits = [_fit(request.init_image, params.width, params.height)] * len(request.seeds)
+            if generic:
+                paint = LatentPaint(pipe, inits, params.strength or 1.0)
+            else:
+                kwargs.update(image=inits, strength=params.strength)
+        # Flux's and Qwen-Image's img2img draw at their default size unless told, whatever the image's size.
+        kwargs.update(width=params.width, height=params.height)
         progress = _Progress([_effective_steps(params.steps, params.strength if edit else None)], on_step, should_stop)
-        return self._run_pass(pipe, kwargs, self._generators(request.seeds), progress)
+        return self._run_pass(pipe, kwargs, self._generators(request.seeds), progress, paint)
 
     def _paint_regions(
         self,
@@ -178,7 +171,7 @@ class DiffusersGenerator:
         should_stop: Callable[[], bool] | None,
     ) -> list[Image.Image]:
         layout = request.kind == "layout"
-        inpaint = self._inpainting("draw a layout" if layout else "repaint regions of an image")
+        inpaint, generic = self.levers().get("inpainting", "draw a layout" if layout else "repaint regions of an image")
         params = request.params
         width, height = params.width, params.height
         if not layout and request.init_image is None:
@@ -200,11 +193,12 @@ class DiffusersGenerator:
         cell = latent_cell(inpaint)
         for region_pass in passes:
             kwargs = self._call_kwargs(inpaint, request, region_pass.prompt)
-            kwargs.update(
-                image=images, mask_image=model_mask(region_pass.boxes, width, height, cell),
-                strength=strength, width=width, height=height,
-            )
-            painted = self._run_pass(inpaint, kwargs, generators, progress)
+            kwargs.update(width=width, height=height)
+            mask = model_mask(region_pass.boxes, width, height, cell)
+            paint = LatentPaint(inpaint, images, strength, mask) if generic else None
+            if not generic:
+                kwargs.update(image=images, mask_image=mask, strength=strength)
+            painted = self._run_pass(inpaint, kwargs, generators, progress, paint)
             exact = blend_mask(region_pass.boxes, width, height)
             images = [blend(base, new, exact) for base, new in zip(images, painted)]
         return images
@@ -214,17 +208,19 @@ class DiffusersGenerator:
 
         return [torch.Generator(self._torch_generator_device).manual_seed(seed) for seed in seeds]
 
-    def _run_pass(self, pipe: Any, kwargs: dict[str, Any], generators: list[Any], progress: _Progress) -> list[Image.Image]:
-        """One pipeline call with progress and stop wired in; errors become one clear sentence."""
+    def _run_pass(
+        self, pipe: Any, kwargs: dict[str, Any], generators: list[Any], progress: _Progress,
+        paint: LatentPaint | None = None,
+    ) -> list[Image.Image]:
+        """One pipeline call with progress and stop wired in (and the generic latent path, when given); errors
+        become one clear sentence."""
         import torch
 
-        kwargs = {**kwargs, "generator": generators}
-        if _accepts(pipe, "callback_on_step_end"):
-            kwargs["callback_on_step_end"] = progress.on_step_end
+        kwargs = {**kwargs, "generator": generators, **_step_end(pipe, progress, paint)}
         width, height = kwargs.get("width") or 0, kwargs.get("height") or 0
         offload.fit_vae(pipe, width, height)
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), (paint.installed() if paint is not None else nullcontext()):
                 output = pipe(**{k: v for k, v in kwargs.items() if _accepts(pipe, k)})
         except torch.OutOfMemoryError as exc:
             # The pipeline stays loaded: hooks reset and the cache emptied, the next (smaller) call can run.
@@ -248,6 +244,10 @@ class DiffusersGenerator:
             "num_inference_steps": params.steps,
             "output_type": "pil",
         }
+        if _accepts(pipe, "use_resolution_binning"):
+            # PixArt and Sana otherwise draw at the nearest trained aspect ratio and resize: the caller's size
+            # is already checked against the model's limits, and latents and masks must match it exactly.
+            wanted["use_resolution_binning"] = False
         optional = {"guidance_scale": params.guidance, "negative_prompt": params.negative_prompt}
         for name, value in optional.items():
             if value is None:
@@ -255,7 +255,35 @@ class DiffusersGenerator:
             if not _accepts(pipe, name):
                 raise Unsupported(f"{type(pipe).__name__} does not take '{name}'; leave it out for this model")
             wanted[name] = value
+        if params.negative_prompt and _default(_parameters(pipe), "true_cfg_scale", 1.0) <= 1:
+            # Flux reads a negative prompt only under true CFG, off by default: turn it on, at Qwen-Image's default.
+            wanted["true_cfg_scale"] = TRUE_CFG_SCALE
         return wanted
+
+
+def _step_end(pipe: Any, progress: _Progress, paint: LatentPaint | None) -> dict[str, Any]:
+    """The call's step-end arguments: progress and stop, then the latent blend, through whichever callback
+    API the pipeline has (the legacy one is handed the latents tensor and is written in place)."""
+    callbacks = [progress.on_step_end] if paint is None else [paint.on_step_end, progress.on_step_end]
+
+    def on_step_end(p: Any, step: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        for callback in callbacks:
+            callback_kwargs = callback(p, step, timestep, callback_kwargs)
+        return callback_kwargs
+
+    if paint is None and _accepts(pipe, "callback_on_step_end"):
+        return {"callback_on_step_end": on_step_end}  # progress only: whatever tensors the pipeline hands over
+    kind = step_callback(pipe)
+    if kind == "on_step_end":
+        return {"callback_on_step_end": on_step_end, "callback_on_step_end_tensor_inputs": ["latents"]}
+    if kind == "legacy":
+        def legacy(step: int, timestep: Any, latents: Any) -> None:
+            blended = on_step_end(pipe, step, timestep, {"latents": latents})["latents"]
+            if blended is not latents:
+                latents.copy_(blended)
+
+        return {"callback": legacy, "callback_steps": 1}
+    return {}
 
 
 class _Progress:
@@ -288,6 +316,10 @@ class _Progress:
         return callback_kwargs
 
 
+def _parameters(pipe: Any) -> Any:
+    return inspect.signature(pipe.__call__).parameters
+
+
 def _default(params: Any, name: str, fallback: Any) -> Any:
     param = params.get(name)
     if param is None or param.default is inspect.Parameter.empty or param.default is None:
@@ -301,7 +333,8 @@ def _default_side(pipe: Any) -> int:
         sample = getattr(getattr(getattr(pipe, owner, None), "config", None), "sample_size", None)
         if isinstance(sample, int):
             return int(sample * scale)
-    return 512
+    sample = getattr(pipe, "default_sample_size", None)  # Flux, Qwen-Image: set by the pipeline, not the config
+    return int(sample * scale) if isinstance(sample, int) else 512
 
 
 def _effective_steps(steps: int, strength: float | None) -> int:

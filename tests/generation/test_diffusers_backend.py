@@ -65,8 +65,10 @@ def test_edit_shares_the_loaded_weights_and_changes_the_image(generator):
     source = generator.generate(request(seeds=[9]))[0]
     edited = generator.generate(request(seeds=[10], init_image=source, strength=0.5, steps=4))[0]
     assert generator.capabilities().supports("edit")
-    assert generator._img2img.unet is generator._pipe.unet
-    assert generator._img2img.vae is generator._pipe.vae
+    img2img, generic = generator.levers().get("image-to-image", "edit")
+    assert type(img2img).__name__ == "StableDiffusionImg2ImgPipeline" and not generic
+    assert img2img.unet is generator._pipe.unet
+    assert img2img.vae is generator._pipe.vae
     assert edited.size == (64, 64)
     assert not np.array_equal(pixels(source), pixels(edited))
 
@@ -218,7 +220,7 @@ def test_region_edits_share_the_weights_and_repaint_only_inside_the_boxes(genera
     source = generator.generate(request(seeds=[9]))[0]
     edit = request(seeds=[1, 2], init_image=source, edits=[APPLE, CUP])
     first, again = generator.generate(edit), generator.generate(edit)
-    inpaint = generator._inpaint
+    inpaint, _ = generator.levers().get("inpainting", "repaint")
     assert type(inpaint).__name__ == "StableDiffusionInpaintPipeline"
     assert inpaint.unet is generator._pipe.unet and inpaint.vae is generator._pipe.vae
     assert inpaint.text_encoder is generator._pipe.text_encoder
@@ -300,8 +302,8 @@ def test_a_pipeline_without_an_inpainting_counterpart_says_what_it_cannot_do():
     generator._pipe, generator._torch_generator_device = _NoInterruptPipeline(), "cpu"
     assert not {"edit", "inpaint", "layout"} & generator.capabilities().features
     source = Image.new("RGB", (64, 64))
-    with pytest.raises(Unsupported, match="^_NoInterruptPipeline has no inpainting counterpart, so it cannot "
-                                          "repaint regions of an image$"):
+    with pytest.raises(Unsupported, match="^_NoInterruptPipeline has no inpainting class in diffusers and takes no "
+                                          "'latents', .*, so it cannot repaint regions of an image$"):
         generator.generate(request(guidance=None, init_image=source, edits=[APPLE]))
     with pytest.raises(Unsupported, match="so it cannot draw a layout$"):
         generator.generate(request(guidance=None, layout=[APPLE]))

@@ -131,7 +131,7 @@ def test_compile_compiles_the_denoiser_in_place_and_warms_it_up_at_load(tiny_mod
     pipe = generator.load()
     assert compiled == ["UNet2DConditionModel"]
     assert "compiled (warm-up" in generator.report
-    assert generator._image_to_image().unet is pipe.unet  # edits run the same compiled module
+    assert generator.levers().get("image-to-image", "edit")[0].unet is pipe.unet  # edits run the same compiled module
 
 
 def test_a_unet_runs_channels_last_on_cuda_only(tiny_model):
