@@ -140,6 +140,17 @@ class Models:
     def capabilities(self) -> Capabilities:
         return self.generator.capabilities()
 
+    def described(self) -> tuple[str, Capabilities | None]:
+        """The model's name and, where known without loading weights, its capabilities: what the agent reads
+        before its first call. A diffusers pipeline's are known only once it has loaded."""
+        if self._generator is None and (self.settings.model or self.settings.backend == "ray"):
+            return self.settings.model or "embedded", None
+        generator = self.generator
+        known = getattr(generator, "known_capabilities", None)
+        if known is not None:
+            return generator.name, known()
+        return generator.name, None if self.settings.model else generator.capabilities()
+
     async def ready(self) -> Capabilities:
         """Load the model and resolve the judge in a worker thread; a real model takes minutes to load,
         and on the event loop that would stop the server answering anything else."""
