@@ -138,10 +138,8 @@ class AgentLoop:
         _check_prompt(self.generator, prompt)
         resolved, notes = ParamResolver(caps).first_round(params or ImageParams(), body and body.defaults, skill)
         check_layout(caps, layout, background)
-        # The checklist is read from the prompt; intent is the user's words, stored as given and never parsed.
-        checklist, more_notes = build_checklist(
-            self.generator, prompt, requirements, body, self.models.derives_checklist, layout=layout
-        )
+        # Read from the prompt: intent is the user's words, stored as given and never parsed.
+        checklist, more_notes = build_checklist(self.generator, prompt, requirements, body, self.models.derives_checklist, layout)
         trajectory = Trajectory(
             intent=intent, checklist=checklist, skill=skill, model=self.generator.name, max_rounds=self.settings.max_rounds
         )
