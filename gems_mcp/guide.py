@@ -157,7 +157,8 @@ def loop_prompt(request: str, model: ModelFacts) -> str:
         "skill=<id>, layout=<regions>, n=2).",
         "6. Verify: read the verdicts and the 'found' line (each object with its box); answer every question "
         "marked 'for you' with critique(trajectory_id, verdicts=[...]).",
-        "7. Refine while the status is active and questions fail. " + FIXES + " Give an experience under 100 "
+        "7. Refine: while the status is active and questions fail, call refine(trajectory_id, prompt, experience, "
+        "mode, edits or layout). " + FIXES + " Give an experience under 100 "
         "words naming the lever you used.",
         "8. Stop when the status says DONE and show the image its 'answer: image <id>' names (gems://images/<id>).",
     ])

@@ -167,7 +167,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings, model: guid
         background: Annotated[
             str | None, Field(description="With layout: what fills the image outside the boxes.")
         ] = None,
-        n: Annotated[int, Field(description=f"Candidates in one batch, 1 to {model.max_n}.")] = 1,
+        n: Annotated[int, Field(description="Candidates in one batch, up to the limit this tool's description states.")] = 1,
         seed: Annotated[int | None, Field(description="Seed of the first candidate (0 to 2^32-1); random when left out.")] = None,
         width: Annotated[int | None, Field(description="Image width in pixels; the model's default when left out.")] = None,
         height: Annotated[int | None, Field(description="Image height in pixels; the model's default when left out.")] = None,
@@ -245,11 +245,13 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings, model: guid
         result = results.critique_result(trajectory, rnd, notes)
         return _structured(results.critique_text(trajectory, rnd, result, notes), result)
 
-    @mcp.tool(annotations=_READ_ONLY, structured_output=True)
+    @mcp.tool(annotations=_READ_ONLY, structured_output=True, description=(
+        "A trajectory's compressed history, lessons for a new prompt, or (with no arguments) recent trajectories; "
+        f"at most {settings.memory_budget} characters unless budget says otherwise."))
     async def recall_memory(
         trajectory_id: Annotated[str | None, Field(description="A trajectory whose global view you want.")] = None,
         query: Annotated[str | None, Field(description="A new prompt: returns lessons from similar finished tasks.")] = None,
-        budget: Annotated[int | None, Field(description=f"Characters the view may take (default {settings.memory_budget}).")] = None,
+        budget: Annotated[int | None, Field(description="Characters the view may take; the description states the default.")] = None,
     ) -> Annotated[CallToolResult, RecallResult]:
         """A trajectory's compressed history, lessons for a new prompt, or (with no arguments) recent trajectories."""
         # A worker thread: recall counts what it recalls (a locked write) and ranks lessons (bm25s, scipy).

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from gems_mcp.memory.levers import lever
 from gems_mcp.types import Round, RoundMode, Trajectory
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,9 @@ def _experience_text(traj: Trajectory, rnd: Round, prev: Round | None, question_
     if prev is not None:
         if rnd.judged and prev.judged and not gained and not lost:
             sentences.append("No question changed.")
-        sentences.append(_prompt_change(prev.prompt, rnd.prompt))
+        reworded_only = rnd.mode == "regenerate" and rnd.layout == prev.layout and rnd.prompt.strip() != prev.prompt.strip()
+        # "Same prompt." hid the layout or edit that changed: name the lever.
+        sentences.append(_prompt_change(prev.prompt, rnd.prompt) if reworded_only else f"Lever: {lever(prev, rnd)}.")
     if still:
         sentences.append(f"Still failing: {name(still)}.")
     return " ".join(sentences)
