@@ -145,11 +145,14 @@ class Models:
         before its first call. A diffusers pipeline's are known only once it has loaded."""
         if self._generator is None and (self.settings.model or self.settings.backend == "ray"):
             return self.settings.model or "embedded", None
+        from gems_mcp.errors import GemsError
+
         generator = self.generator
-        known = getattr(generator, "known_capabilities", None)
-        if known is not None:
-            return generator.name, known()
-        return generator.name, None if self.settings.model else generator.capabilities()
+        known = getattr(generator, "known_capabilities", None)  # optional: a backend that can tell without loading
+        try:
+            return generator.name, known() if known is not None else None
+        except GemsError:  # the first generate says what is wrong; the description stays general
+            return generator.name, None
 
     async def ready(self) -> Capabilities:
         """Load the model and resolve the judge in a worker thread; a real model takes minutes to load,

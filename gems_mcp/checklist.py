@@ -47,7 +47,7 @@ def build_checklist(
             req.kind, req.check = typed
         same = next((q for q in questions if _same(q, req)), None)
         if same is not None:
-            if req.source == "agent":
+            if req.source == "agent" and same.question.strip().lower() != req.question.strip().lower():
                 notes.append(f"your question {inputs.quoted(req.question)} asks what {same.question!r} asks; kept once")
             continue
         questions.append(req)
@@ -79,8 +79,14 @@ def _same(a: Requirement, b: Requirement) -> bool:
     if a.check is None or b.check is None:
         return False
     if isinstance(a.check, RelationCheck) and isinstance(b.check, RelationCheck):
-        return {a.check.a, a.check.b} == {b.check.a, b.check.b}
+        # "Is the circle left of the square?" already asks what a layout of a red circle and a blue square draws.
+        x, y = a.check, b.check
+        return (_alike(x.a, y.a) and _alike(x.b, y.b)) or (_alike(x.a, y.b) and _alike(x.b, y.a))
     return a.check == b.check
+
+
+def _alike(a: Target, b: Target) -> bool:
+    return a.object == b.object and None in (a.color, b.color) or a == b
 
 
 def layout_questions(layout: list[Region]) -> list[Requirement]:

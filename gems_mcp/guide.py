@@ -151,7 +151,7 @@ def loop_prompt(request: str, model: ModelFacts) -> str:
         "2. Decompose: write up to 8 yes/no questions, each saying what it tests ('Are there exactly three green "
         "triangles?'). They are all kept: the judge answers those it can read, you answer the rest.",
         "3. Remember: call recall_memory(query=<request>) and apply any lesson it returns.",
-        "4. Lay out: " + LAYOUT_WHEN + " " + COORDINATES + " 'A left of B' means every A box centre is clearly "
+        "4. " + LAYOUT_WHEN + " " + COORDINATES + " 'A left of B' means every A box centre is clearly "
         "left of every B box centre; keep boxes apart.",
         "5. Generate: generate(prompt=<rewrite>, requirements=<questions>, intent=<the request, word for word>, "
         "skill=<id>, layout=<regions>, n=2).",

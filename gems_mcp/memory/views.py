@@ -111,9 +111,11 @@ def _experience_text(traj: Trajectory, rnd: Round, prev: Round | None, question_
     if prev is not None:
         if rnd.judged and prev.judged and not gained and not lost:
             sentences.append("No question changed.")
-        reworded_only = rnd.mode == "regenerate" and rnd.layout == prev.layout and rnd.prompt.strip() != prev.prompt.strip()
-        # "Same prompt." hid the layout or edit that changed: name the lever.
-        sentences.append(_prompt_change(prev.prompt, rnd.prompt) if reworded_only else f"Lever: {lever(prev, rnd)}.")
+        reworded = rnd.prompt.strip() != prev.prompt.strip()
+        if reworded:
+            sentences.append(_prompt_change(prev.prompt, rnd.prompt))
+        if not reworded or rnd.mode == "inpaint" or rnd.layout != prev.layout:  # "Same prompt." hid the lever
+            sentences.append(f"Lever: {lever(prev, rnd)}.")
     if still:
         sentences.append(f"Still failing: {name(still)}.")
     return " ".join(sentences)
