@@ -206,11 +206,13 @@ class FollowingAgent:
             if reading.done:
                 break
             failure, edits = Repairs(b, wants, planned).plan(reading.found, relation)
-            key = json.dumps(edits)
+            key = failure + json.dumps(sorted(e["prompt"] for e in edits))  # the same edit, wherever its box
             tried[key] = tried.get(key, 0) + 1
             if tried[key] > 2:
                 failure = "the same edit failed twice"
             refine: dict[str, Any] = {"trajectory_id": tid, "prompt": prompt}
+            if self.seed is not None:  # the user's seed, moved on each round: the run can be repeated
+                refine["seed"] = self.seed + 1000 * len(levers)
             if b.fixes.get(failure, "regenerate") == "inpaint" and edits:
                 refine |= {"mode": "inpaint", "edits": edits, "image_id": reading.image}
             else:

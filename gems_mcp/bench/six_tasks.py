@@ -21,7 +21,7 @@ TASKS: list[tuple[str, str, int]] = [
     ("two objects with a relation, in the user's words", "a crimson ball to the left of a blue square, please", 1),
     ("two groups", "two red circles and a blue square", 2),
     ("a relation the model cannot parse but a layout can draw", "three green triangles to the left of a white square", 3),
-    ("an inpaint fix: round 1 misses an object", "a yellow triangle, a blue circle and a white square", 6),
+    ("an inpaint fix: round 1 draws a wrong shape", "a yellow triangle, a blue circle and a white square", 1),
     ("four of one shape", "four purple squares", 5),
     ("an impossible prompt", "a dog on a beach at sunset", 7),
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gems_mcp.bench.follower import Briefing, FollowingAgent, Repairs, Want, own_answer, read_result
@@ -66,6 +68,8 @@ async def test_six_tasks_over_stdio_without_one_refused_call_and_the_count_lesso
     assert by_task["an impossible prompt"]["outcome"] == "declined"
     done = [o for o in outcomes if o["task"] != "an impossible prompt"]
     assert all(o["outcome"] == "done" and o["answer"].startswith("answer: image ") for o in done)
+    scores = [re.search(r"(\d+)/(\d+)\)$", o["answer"]).groups() for o in done]  # type: ignore[union-attr]
+    assert all(passed == total for passed, total in scores), "every answer passes its whole checklist"
     assert any(lever.startswith("inpaint") for lever in by_task["an inpaint fix"]["levers"])
     assert "**call** `critique`" in transcript, "the questions marked for the agent were answered"
     lessons = MemoryStore(tmp_path).lessons()
