@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio.to_thread
 
-from gems_mcp.errors import InvalidRequest
+from gems_mcp.errors import GemsError, InvalidRequest
 
 if TYPE_CHECKING:
     from gems_mcp.config import Settings
@@ -145,8 +145,6 @@ class Models:
         before its first call. A diffusers pipeline's are known only once it has loaded."""
         if self._generator is None and (self.settings.model or self.settings.backend == "ray"):
             return self.settings.model or "embedded", None
-        from gems_mcp.errors import GemsError
-
         generator = self.generator
         known = getattr(generator, "known_capabilities", None)  # optional: a backend that can tell without loading
         try:

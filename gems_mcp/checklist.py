@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from gems_mcp import inputs
 from gems_mcp.boxes import center, relation_holds
-from gems_mcp.checks import Check, RelationCheck, Target
+from gems_mcp.checks import Check, Relation, RelationCheck, Target
 from gems_mcp.critique.questions import PHRASES, Group, parse_group, prompt_questions, question_check
 from gems_mcp.errors import InvalidRequest
 from gems_mcp.generation.base import Generator
@@ -110,8 +110,9 @@ def layout_questions(layout: list[Region]) -> list[Requirement]:
     return found
 
 
-def _relation(first: list[Region], second: list[Region]) -> str | None:
-    for relation in ("left", "right", "above", "below"):
+def _relation(first: list[Region], second: list[Region]) -> Relation | None:
+    relations: tuple[Relation, ...] = ("left", "right", "above", "below")
+    for relation in relations:
         if all(relation_holds(relation, center(a.box), center(b.box)) for a in first for b in second):
             return relation
     return None

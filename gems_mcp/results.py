@@ -26,7 +26,9 @@ class CritiqueResult(BaseModel):
     trajectory_id: str
     round: int
     status: str
-    checklist: list[dict[str, Any]] = Field(description="Questions with their answers for each image of the round.")
+    checklist: list[dict[str, Any]] = Field(
+        description="Questions, who answers each (answered_by: 'judge', or 'agent' for those marked 'for you'), and "
+        "their answers for each image of the round.")
     images: list[str] = Field(description="Image ids of the round; read gems://images/{id} for the full PNG.")
     detections: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,

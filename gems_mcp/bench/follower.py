@@ -87,21 +87,21 @@ def read_result(text: str) -> Reading:
     r = Reading()
     if m := re.search(r"trajectory (t-[0-9a-f]+)", text):
         r.trajectory_id = m.group(1)
-    if m := re.search(r"^verdicts for (\S+):", text, re.M):
+    if m := re.search(r"^verdicts for (\S+):", text, re.MULTILINE):
         r.image = m.group(1)
-    for mark, qid, rest in re.findall(r"^\s+([✓✗?]) (q\d+) (.*)$", text, re.M):
+    for mark, qid, rest in re.findall(r"^\s+([✓✗?]) (q\d+) (.*)$", text, re.MULTILINE):
         r.marks[qid] = (mark, rest)
-    if m := re.search(r"^found \(boxes[^:]*: (.*)$", text, re.M):
+    if m := re.search(r"^found \(boxes[^:]*: (.*)$", text, re.MULTILINE):
         for color, shape, box in re.findall(r"(?:(\w+) )?(\w+) at \[([^\]]+)\]", m.group(1)):
             r.found.append(Found(color or None, shape, tuple(float(v) for v in box.split(","))))  # type: ignore[arg-type]
-    r.done = bool(re.search(r"^status: DONE", text, re.M))
+    r.done = bool(re.search(r"^status: DONE", text, re.MULTILINE))
     if m := re.search(r"answer: image \S+ \(round \d+, \d+/\d+\)", text):
         r.answer = m.group(0)
     return r
 
 
 def _between(text: str, pattern: str, default: str = "") -> str:
-    m = re.search(pattern, text, re.S)
+    m = re.search(pattern, text, re.DOTALL)
     return m.group(1) if m else default
 
 
@@ -200,7 +200,8 @@ class FollowingAgent:
         if self.seed is not None:
             args["seed"] = self.seed
         reading = read_result(await self.call("generate", args))
-        tid, levers, tried, shift = reading.trajectory_id, ["generate" + (" with a layout" if lay else "")], {}, 0
+        tid, levers, shift = reading.trajectory_id, ["generate" + (" with a layout" if lay else "")], 0
+        tried: dict[str, int] = {}
         while True:
             reading = await self.answer_mine(tid, reading)
             if reading.done:

@@ -48,8 +48,8 @@ async def run_tasks(home: Path, tasks: list[tuple[str, str, int]] = TASKS) -> tu
         for query in ("four red circles", "three blue squares"):
             await agent.call("recall_memory", {"query": query})
     head = ["# The agent's path: six tasks by an agent that knows only what the server says", "",
-            "Written by `python -m gems_mcp.bench.six_tasks` (gems_mcp/bench/follower.py) against `gems-mcp serve` "
-            "over stdio on the embedded model. Every call and every result text, in order.", "", "## Outcomes", ""]
+            ("Written by `python -m gems_mcp.bench.six_tasks` (gems_mcp/bench/follower.py) against `gems-mcp serve` "
+            "over stdio on the embedded model. Every call and every result text, in order."), "", "## Outcomes", ""]
     head += [f"- {o['task']}: {o['outcome']}; {o.get('answer') or o.get('why', '')}; levers: "
              f"{', '.join(o['levers']) or 'none'}" for o in outcomes]
     head.append(f"- refused calls: {len(agent.refusals)}")

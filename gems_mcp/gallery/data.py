@@ -6,8 +6,8 @@ from collections import OrderedDict
 from typing import Any
 
 from gems_mcp.memory.lessons import recall_lessons
-from gems_mcp.results import answer_text
 from gems_mcp.memory.store import MemoryStore
+from gems_mcp.results import answer_text
 from gems_mcp.types import Lesson, Trajectory
 
 LIST_LIMIT = 50
