@@ -72,8 +72,9 @@ def status_line(trajectory: Trajectory) -> str:
     left = trajectory.max_rounds - len(trajectory.rounds)
     waiting = for_agent(trajectory, trajectory.rounds[-1]) if trajectory.rounds else []
     if waiting:
+        then = "refine if any question fails" if left else "no rounds are left, so that ends it (or close_trajectory)"
         step = (f"Answer {', '.join(waiting)} (marked 'for you') with critique('{trajectory.id}', "
-                "verdicts=[{id, passed, note}]); refine if any question fails.")
+                f"verdicts=[{{id, passed, note}}]); {then}.")
     else:
         step = "Call refine to try again."
     return f"status: active, {left} round(s) left; {answer_text(trajectory)}. {step}"

@@ -188,7 +188,8 @@ class Trajectory(BaseModel):
                 "closed": "is done: it was closed",
             }[self.done_reason or "closed"]
             best = self.best_round()
-            raise TrajectoryFinished(self.id, why + (f"; the answer is round {best.index}" if best else ""))
+            answer = f"; the answer is image {best.best_candidate().image_id} (round {best.index})" if best else ""
+            raise TrajectoryFinished(self.id, why + answer)
         if not self.rounds:
             raise TrajectoryFinished(self.id, "has no rounds to continue from")
         if len(self.rounds) >= self.max_rounds:
