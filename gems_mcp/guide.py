@@ -90,6 +90,10 @@ def judge_text(model: ModelFacts) -> str:
     if model.judge == "none":
         return ("Judge: none. Answer every question yourself with critique(trajectory_id, verdicts=[{id, passed, "
                 "note}]); a trajectory is done when all pass or its rounds are spent.")
+    if "vlm:" in model.judge:
+        return (f"Judge: {model.judge}. It answers every question, yours included, with P(yes) (a question passes "
+                "at 0.5 or more); you may add your own verdicts with critique(trajectory_id, verdicts=[...]), kept "
+                "beside its own.")
     return (
         f"Judge: {model.judge}. It answers the questions it can read (objects, counts, colors, relations, "
         "your own questions in those forms too) and says where it found each object; a question it cannot read "
