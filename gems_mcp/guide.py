@@ -106,7 +106,7 @@ def instructions(model: ModelFacts) -> str:
     """The server instructions: the model first, then the loop."""
     return "\n".join([
         ("gems-mcp generates images with a local diffusion model and checks each image against a fixed yes/no "
-        "checklist."),
+         "checklist."),
         model_text(model),
         judge_text(model),
         COORDINATES,
@@ -118,7 +118,7 @@ def instructions(model: ModelFacts) -> str:
         "'found' line; answer the questions marked 'for you'. (5) While questions fail and the status is active, "
         "refine with an experience under 100 words naming the lever you change. " + FIXES,
         ("Stop when the status says DONE: its 'answer: image <id>' line names the image to show "
-        "(gems://images/<id>)."),
+         "(gems://images/<id>)."),
     ])
 
 
@@ -150,17 +150,17 @@ def loop_prompt(request: str, model: ModelFacts) -> str:
         "",
         "Work in the GEMS loop with the gems-mcp tools:",
         ("1. Plan: if a skill_* tool fits the request, call it and rewrite the prompt with its instructions into "
-        "words the model draws. If the model cannot draw the request at all, tell the user so instead of "
-        "generating a substitute."),
+         "words the model draws. If the model cannot draw the request at all, tell the user so instead of "
+         "generating a substitute."),
         ("2. Decompose: write up to 8 yes/no questions, each saying what it tests ('Are there exactly three green "
-        "triangles?'). They are all kept: the judge answers those it can read, you answer the rest."),
+         "triangles?'). They are all kept: the judge answers those it can read, you answer the rest."),
         "3. Remember: call recall_memory(query=<request>) and apply any lesson it returns.",
         "4. " + LAYOUT_WHEN + " " + COORDINATES + " 'A left of B' means every A box centre is clearly "
         "left of every B box centre; keep boxes apart.",
         ("5. Generate: generate(prompt=<rewrite>, requirements=<questions>, intent=<the request, word for word>, "
-        "skill=<id>, layout=<regions>, n=2)."),
+         "skill=<id>, layout=<regions>, n=2)."),
         ("6. Verify: read the verdicts and the 'found' line (each object with its box); answer every question "
-        "marked 'for you' with critique(trajectory_id, verdicts=[...])."),
+         "marked 'for you' with critique(trajectory_id, verdicts=[...])."),
         "7. Refine: while the status is active and questions fail, call refine(trajectory_id, prompt, experience, "
         "mode, edits or layout). " + FIXES + " Give an experience under 100 "
         "words naming the lever you used.",
