@@ -64,9 +64,12 @@ async def test_intent_is_free_text_and_a_refused_prompt_names_its_argument():
         made = await client.call_tool("generate", {"prompt": "a red circle", "intent": "a crimson ball, please",
                                                    "seed": 1})
         refused = await client.call_tool("generate", {"prompt": "a crimson ball, please"})
+        region = await client.call_tool("generate", {"prompt": "a red circle and a blue square", "layout": [
+            LAYOUT[0], {"prompt": "a crimson ball", "box": [0.6, 0.3, 0.9, 0.6]}]})
     assert not made.is_error, texts(made)
     assert loop.trajectory(tid_of(made)).intent == "a crimson ball, please"
     assert refused.is_error and "generate: prompt: The embedded model cannot draw" in texts(refused)
+    assert region.is_error and "layout[1].prompt: the region prompt 'a crimson ball'" in texts(region)
 
 
 async def test_agent_questions_are_kept_and_the_stop_rule_waits_for_the_ones_marked_for_the_agent():

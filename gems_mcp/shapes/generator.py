@@ -22,7 +22,7 @@ from gems_mcp.shapes.layout import Cell, raster, region_cell, to_pixels
 if TYPE_CHECKING:
     from gems_mcp.shapes.judge import ExactJudge
     from gems_mcp.shapes.model import ShapesModel
-    from gems_mcp.types import Requirement
+    from gems_mcp.types import Region, Requirement
 
 log = logging.getLogger(__name__)
 
@@ -144,12 +144,23 @@ def _cells(request: GenerationRequest, caps: Capabilities) -> list[Cell]:
     cells: list[Cell] = []
     if request.layout:
         caps.check_regions(request.layout, "layout")
-        cells += [region_cell(r.prompt, r.box) for r in request.layout]
+        cells += _named_cells(request.layout, "layout")
     if request.edits:
         if request.init_image is None:
             raise InvalidRequest("region edits repaint an existing image; give init_image with the edits")
         caps.check_regions(request.edits, "edits")
-        cells += [region_cell(r.prompt, r.box) for r in request.edits]
+        cells += _named_cells(request.edits, "edits")
+    return cells
+
+
+def _named_cells(regions: list[Region], what: str) -> list[Cell]:
+    """Each region's cell; a region the model cannot draw is refused naming the argument it came in."""
+    cells = []
+    for i, region in enumerate(regions):
+        try:
+            cells.append(region_cell(region.prompt, region.box))
+        except Unsupported as exc:
+            raise Unsupported(f"{what}[{i}].prompt: {exc}") from exc
     return cells
 
 
