@@ -24,7 +24,7 @@ async def main() -> None:
     skill_bytes = sum(len(t.model_dump_json(by_alias=True, exclude_none=True)) for t in skills)
     descriptions = sum(len((t.description or "").encode()) for t in skills)
     print(f"tools/list: {len(tools)} tools, {total} bytes of JSON")
-    print(f"  loop tools ({len(loop_tools)}): {total - skill_bytes} bytes")
+    print(f"  loop tools ({len(loop_tools)}): {total - skill_bytes} bytes (budget 15000, kept by tests/test_agent_path.py)")
     print(f"  skill tools ({len(skills)}): {skill_bytes} bytes, of which descriptions {descriptions} bytes (target <= 6144)")
     for t in skills:
         print(f"    {t.name:<28}{len((t.description or '').encode()):>6} bytes")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio.to_thread
 
-from gems_mcp.errors import InvalidRequest
+from gems_mcp.errors import GemsError, InvalidRequest
 
 if TYPE_CHECKING:
     from gems_mcp.config import Settings
@@ -139,6 +139,18 @@ class Models:
     @property
     def capabilities(self) -> Capabilities:
         return self.generator.capabilities()
+
+    def described(self) -> tuple[str, Capabilities | None]:
+        """The model's name and, where known without loading weights, its capabilities: what the agent reads
+        before its first call. A diffusers pipeline's are known only once it has loaded."""
+        if self._generator is None and (self.settings.model or self.settings.backend == "ray"):
+            return self.settings.model or "embedded", None
+        generator = self.generator
+        known = getattr(generator, "known_capabilities", None)  # optional: a backend that can tell without loading
+        try:
+            return generator.name, known() if known is not None else None
+        except GemsError:  # the first generate says what is wrong; the description stays general
+            return generator.name, None
 
     async def ready(self) -> Capabilities:
         """Load the model and resolve the judge in a worker thread; a real model takes minutes to load,

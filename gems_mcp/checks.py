@@ -44,12 +44,13 @@ class Exactly(Target):
 
 
 class RelationCheck(BaseModel):
-    """Some object matching `a` stands `relation` of some object matching `b`."""
+    """Some object matching `a` stands `relation` of some object matching `b` (with `every`: each of them of each)."""
 
     type: Literal["relation"] = "relation"
     relation: Relation
     a: Target
     b: Target
+    every: bool = False
 
 
 class Only(BaseModel):
@@ -86,6 +87,9 @@ def answer(check: AtLeast | Exactly | RelationCheck | Only, found: list[Detectio
     if isinstance(check, RelationCheck):
         firsts = [d for d in found if d.matches(check.a)]
         seconds = [d for d in found if d.matches(check.b)]
+        if check.every:
+            pairs = [(a, b) for a in firsts for b in seconds if a is not b]
+            return bool(pairs) and all(relation_holds(check.relation, center(a.box), center(b.box)) for a, b in pairs)
         return any(
             relation_holds(check.relation, center(a.box), center(b.box)) for a in firsts for b in seconds if a is not b
         )

@@ -135,10 +135,11 @@ class AgentLoop:
         body = self.skills.body(skill) if skill is not None else None
         caps = await self.models.ready()
         caps.check_batch(n)
-        self.generator.validate_prompt(prompt)
+        _check_prompt(self.generator, prompt)
         resolved, notes = ParamResolver(caps).first_round(params or ImageParams(), body and body.defaults, skill)
         check_layout(caps, layout, background)
-        checklist, more_notes = build_checklist(self.generator, intent, requirements, body, self.models.derives_checklist)
+        # Read from the prompt: intent is the user's words, stored as given and never parsed.
+        checklist, more_notes = build_checklist(self.generator, prompt, requirements, body, self.models.derives_checklist, layout)
         trajectory = Trajectory(
             intent=intent, checklist=checklist, skill=skill, model=self.generator.name, max_rounds=self.settings.max_rounds
         )
@@ -183,7 +184,7 @@ class AgentLoop:
             n = len(last.candidates) if n is None else n
             inputs.candidates(n, self.settings.max_candidates)
             caps.check_batch(n)
-            self.generator.validate_prompt(prompt)
+            _check_prompt(self.generator, prompt)
             plan = next_plan(caps, trajectory, self.images, prompt, mode, strength, edits, image_id, layout, background)
             plan.seeds = inputs.seeds(seed, n)
             lesson = (experience, "agent") if experience else (derive_experience(trajectory, last.index), "derived")
@@ -316,6 +317,14 @@ class AgentLoop:
 
 
 # -- module helpers ----------------------------------------------------------------------
+
+
+def _check_prompt(generator: Generator, prompt: str) -> None:
+    """The model's refusal of a prompt, naming the argument it is about."""
+    try:
+        generator.validate_prompt(prompt)
+    except InvalidRequest as exc:
+        raise type(exc)(f"prompt: {exc}") from exc
 
 
 def _check_writable(loop: AgentLoop) -> None:

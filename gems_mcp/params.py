@@ -18,12 +18,14 @@ class ParamResolver:
         """Parameters for generate, and a note naming skill defaults this model cannot take.
 
         A skill is written for any model; its negative prompt or 1024-px size must not turn into an
-        error about arguments the agent never passed, so unfit defaults are left out with a note.
+        error about arguments the agent never passed, so unfit defaults are left out with a note. So are
+        defaults the model does not take from skills (the embedded model's steps and guidance are tuned).
         """
         notes: list[str] = []
         merged: dict[str, object] = {}
         if skill_defaults is not None:
-            unfit = self.capabilities.unfit(skill_defaults)
+            own = [k for k in skill_defaults.model_dump(exclude_none=True) if k not in self.capabilities.skill_params]
+            unfit = own + [k for k in self.capabilities.unfit(skill_defaults) if k not in own]
             merged = {k: v for k, v in skill_defaults.model_dump(exclude_none=True).items() if k not in unfit}
             if unfit:
                 notes.append(

@@ -1,6 +1,7 @@
 """What the tools say: pure functions from trajectories to text and structured results, no MCP.
 
-Every phrase about a trajectory's status lives here once (status_text, DONE_WHY).
+Every phrase about a trajectory's status lives here once (status_text, DONE_WHY, answer_text); what an
+agent reads before its first call lives in guide.
 """
 
 from __future__ import annotations
@@ -16,47 +17,6 @@ from gems_mcp.errors import InvalidRequest
 from gems_mcp.images import ImageStore, contact_sheet
 from gems_mcp.types import Candidate, Round, Trajectory
 
-INSTRUCTIONS = """\
-gems-mcp generates images with a local diffusion model and checks them against a fixed yes/no checklist.
-Run the loop: (1) optionally call a skill_* tool whose description fits the prompt and rewrite the prompt \
-with its instructions; (2) call recall_memory(query=<prompt>) for lessons from earlier tasks; \
-(3) generate(prompt, requirements=[yes/no questions], skill=...) starts a trajectory; when the prompt says \
-where things go or which object has which color, also pass layout=[{prompt, box}] (boxes [x0, y0, x1, y1] \
-as fractions 0..1 of the image, origin top-left) so each object is drawn in its box; \
-(4) read the verdicts and where the judge found each object (or call critique and answer the questions \
-yourself when no server judge ran); (5) while questions fail and the result says the trajectory is active, \
-call refine with a short experience (< 100 words: what failed and what you change): for one wrong object use \
-mode='inpaint' with edits=[{box, prompt}] (wrong color: repaint its box; missing: add it in a free box; \
-wrong place: erase its box with prompt '' and add it where it belongs; extra: erase it), which keeps every \
-other pixel; otherwise regenerate with a rewritten prompt or a new layout. The answer is the round with \
-most passes; recall_memory(trajectory_id) shows the whole history compactly."""
-
-
-def loop_prompt(request: str) -> str:
-    """The gems_loop prompt: the loop, the levers and the coordinates, for an agent new to the server."""
-    return (
-        f"Make an image for this request: {request}\n\n"
-        "Work in the GEMS loop with the gems-mcp tools:\n"
-        "1. Plan: if a skill_* tool fits the request, call it and rewrite the prompt with its instructions.\n"
-        "2. Decompose: write 3-8 yes/no questions that together mean 'the image matches the request'.\n"
-        "3. Remember: call recall_memory(query=<request>) and apply any lesson it returns.\n"
-        "4. Lay out: when the request says where things are, how many, or which object has which color, "
-        "write a layout: one region per object, {prompt: 'a red circle', box: [x0, y0, x1, y1]} with "
-        "fractions 0..1 of the image (origin top-left); 'left of' means the first box's centre is clearly "
-        "left of the second's; keep boxes apart.\n"
-        "5. Generate: generate(prompt, requirements=<questions>, intent=<request>, skill=<id>, layout=<regions>, n=2).\n"
-        "6. Verify: read the verdicts and the 'found' line (each object with its box); if no judge ran, call "
-        "critique and answer each question honestly.\n"
-        "7. Refine: while the result says 'active' and questions fail, fix them region by region with "
-        "refine(mode='inpaint', edits=[{box, prompt}]): wrong color -> repaint that object's box with the right "
-        "object; missing -> add it in a free box; wrong place -> erase its box (prompt '') and add it where it "
-        "belongs, in one call; extra object -> erase it. Every pixel outside the boxes is kept. When the whole "
-        "image is off, regenerate with a new prompt or layout instead. Give an experience under 100 words "
-        "naming the lever you used.\n"
-        "8. Stop when the status says DONE and show the best round's image (gems://images/<id>)."
-    )
-
-
 DONE_WHY = {"all_passed": "every question passes", "budget_spent": "round budget spent", "closed": "closed"}
 
 
@@ -66,7 +26,9 @@ class CritiqueResult(BaseModel):
     trajectory_id: str
     round: int
     status: str
-    checklist: list[dict[str, Any]] = Field(description="Questions with their answers for each image of the round.")
+    checklist: list[dict[str, Any]] = Field(
+        description="Questions, who answers each (answered_by: 'judge', or 'agent' for those marked 'for you'), and "
+        "their answers for each image of the round.")
     images: list[str] = Field(description="Image ids of the round; read gems://images/{id} for the full PNG.")
     detections: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,
@@ -89,17 +51,33 @@ def status_text(trajectory: Trajectory) -> str:
     return trajectory.status if trajectory.status == "active" else f"done ({trajectory.done_reason})"
 
 
-def best_text(trajectory: Trajectory) -> str:
+def answer_text(trajectory: Trajectory) -> str:
+    """'answer: image <id> (round 2, 6/6)': the image to show, the one rule every surface names it by."""
     best = trajectory.best_round()
-    return f"best round {best.index} ({best.passed}/{len(trajectory.checklist)})" if best else "no judged round yet"
+    if best is None:
+        return "answer: none yet (no judged round)"
+    image = best.best_candidate().image_id
+    return f"answer: image {image} (round {best.index}, {best.passed}/{len(trajectory.checklist)})"
+
+
+def for_agent(trajectory: Trajectory, rnd: Round) -> list[str]:
+    """Ids of the questions no server judge answered on the round's best image: the agent answers them."""
+    return rnd.unanswered(trajectory.checklist) if rnd.judged else []
 
 
 def status_line(trajectory: Trajectory) -> str:
-    """The last line of every round result: done or active, the best round, and what to do next."""
+    """The last line of every round result: done or active, the answer, and what to do next."""
     if trajectory.status == "done":
-        return f"status: DONE ({DONE_WHY[trajectory.done_reason or 'closed']}); answer: {best_text(trajectory)}."
+        return f"status: DONE ({DONE_WHY[trajectory.done_reason or 'closed']}); {answer_text(trajectory)}."
     left = trajectory.max_rounds - len(trajectory.rounds)
-    return f"status: active, {left} round(s) left; {best_text(trajectory)}. Call refine to try again."
+    waiting = for_agent(trajectory, trajectory.rounds[-1]) if trajectory.rounds else []
+    if waiting:
+        then = "refine if any question fails" if left else "no rounds are left, so that ends it (or close_trajectory)"
+        step = (f"Answer {', '.join(waiting)} (marked 'for you') with critique('{trajectory.id}', "
+                f"verdicts=[{{id, passed, note}}]); {then}.")
+    else:
+        step = "Call refine to try again."
+    return f"status: active, {left} round(s) left; {answer_text(trajectory)}. {step}"
 
 
 def score(trajectory: Trajectory, candidate: Candidate) -> str:
@@ -146,6 +124,7 @@ def _verdict_lines(trajectory: Trajectory, rnd: Round) -> list[str]:
     best = rnd.best_candidate() if rnd.judged else None
     answers = {v.requirement_id: v for v in best.verdicts or []} if best else {}
     lines = []
+    waiting = set(for_agent(trajectory, rnd))
     if best:
         lines.append(f"verdicts for {best.image_id}:")
     elif trajectory.checklist:
@@ -155,6 +134,8 @@ def _verdict_lines(trajectory: Trajectory, rnd: Round) -> list[str]:
         mark = "?" if v is None else ("✓" if v.passed else "✗")
         # The judge's 'found: ...' note repeats on every question; the detections line says it once.
         note = f" ({v.note})" if v is not None and v.note and not (best and best.detections is not None) else ""
+        if req.id in waiting:
+            note = " (for you: no server judge reads this question; answer it with critique verdicts)"
         lines.append(f"  {mark} {req.id} {req.question}{note}")
     if best and best.detections is not None:
         found = "; ".join(d.describe() for d in best.detections) or "nothing"
@@ -171,15 +152,14 @@ def critique_result(trajectory: Trajectory, rnd: Round, notes: list[str]) -> Cri
             answers[c.image_id] = None if v is None else {"passed": v.passed, "note": v.note, "judge": v.judge}
             if v is not None and v.probability is not None:
                 answers[c.image_id]["probability"] = v.probability  # P(yes) from a VLM judge
-        rows.append({"id": req.id, "question": req.question, "kind": req.kind, "answers": answers})
+        judged = any(a is not None and a["judge"] != "agent" for a in answers.values())
+        who = "judge" if judged else "agent"
+        rows.append({"id": req.id, "question": req.question, "kind": req.kind, "answered_by": who, "answers": answers})
     best = trajectory.best_round()
     if rnd.judged:
         message = status_line(trajectory)
     else:
-        message = (
-            "No server judge checks this model: look at the images (read gems://images/<id>) and call "
-            f"critique('{trajectory.id}', verdicts=[{{id, passed, note}}, ...]) with one answer per question."
-        )
+        message = _answer_yourself(trajectory)
     if notes:
         message = "; ".join(notes) + ". " + message
     detections = {
@@ -198,7 +178,16 @@ def critique_result(trajectory: Trajectory, rnd: Round, notes: list[str]) -> Cri
 
 
 def critique_text(trajectory: Trajectory, rnd: Round, result: CritiqueResult, notes: list[str]) -> str:
-    return round_summary(trajectory, rnd, notes) + "\n" + result.message
+    """The round's summary (which ends with the status line and the notes); for an unjudged round, how to answer."""
+    summary = round_summary(trajectory, rnd, notes)
+    return summary if rnd.judged else summary + "\n" + _answer_yourself(trajectory)
+
+
+def _answer_yourself(trajectory: Trajectory) -> str:
+    return (
+        "No server judge checked this round: look at the images (read gems://images/<id>) and call "
+        f"critique('{trajectory.id}', verdicts=[{{id, passed, note}}, ...]) with one answer per question."
+    )
 
 
 def summary_row(trajectory: Trajectory) -> dict[str, Any]:
@@ -209,6 +198,7 @@ def summary_row(trajectory: Trajectory) -> dict[str, Any]:
         "intent": trajectory.intent[:120],
         "rounds": len(trajectory.rounds),
         "best": f"round {best.index}: {best.passed}/{len(trajectory.checklist)}" if best else None,
+        "answer": answer_text(trajectory),
         "status": status_text(trajectory),
         "uri": uris.trajectory(trajectory.id),
     }
@@ -242,9 +232,7 @@ def recall_text(view: Any, lessons: Any, recent: list[Trajectory] | None) -> str
 
 
 def close_text(trajectory: Trajectory) -> str:
-    best = trajectory.best_round()
-    answer = f" The answer is round {best.index}." if best else ""
-    return f"Trajectory {trajectory.id} is done ({trajectory.done_reason}).{answer}"
+    return f"Trajectory {trajectory.id} is done ({trajectory.done_reason}); {answer_text(trajectory)}."
 
 
 def trajectory_sheet(trajectory: Trajectory, images: ImageStore) -> Image.Image:

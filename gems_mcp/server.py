@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import weakref
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
-from gems_mcp import __version__, arguments, gallery, http, inputs, results, uris
+from gems_mcp import __version__, arguments, gallery, guide, http, inputs, results, uris
 from gems_mcp.config import Settings, load_settings
 from gems_mcp.errors import GemsError, JudgeError, NotFound, NotJudged, TrajectoryFinished, UnknownTrajectory
 from gems_mcp.images import contact_sheet, encode_png, thumbnail
@@ -100,6 +101,7 @@ def create_server(settings: Settings | None = None, loop: AgentLoop | None = Non
     """Build the MCP server around an AgentLoop (made from settings when not given)."""
     settings = settings or load_settings()
     loop = loop or AgentLoop(settings)
+    model = guide.facts(settings, *loop.models.described())  # what the agent reads before its first call
 
     @asynccontextmanager
     async def lifespan(server: MCPServer[Any]) -> Any:
@@ -115,16 +117,16 @@ def create_server(settings: Settings | None = None, loop: AgentLoop | None = Non
     mcp = GemsServer(
         name="gems-mcp",
         title="GEMS image generation loop",
-        instructions=results.INSTRUCTIONS,
+        instructions=guide.instructions(model),
         version=__version__,
         lifespan=lifespan,
         log_level=settings.log_level,
         **http.auth_options(settings),
         extensions=[gallery.trajectory_app()],
     )
-    _add_tools(mcp, loop, settings)
+    _add_tools(mcp, loop, settings, model)
     _add_resources(mcp, loop)
-    _add_prompts(mcp)
+    _add_prompts(mcp, model)
     gallery.register_routes(mcp, loop.store, loop.images)
     register_skill_tools(mcp, loop)
     return mcp
@@ -139,17 +141,20 @@ REGION_DOC = (
 )
 
 
-def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
-    @mcp.tool(annotations=_CREATES, structured_output=False, meta=gallery.TOOL_META)
+def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings, model: guide.ModelFacts) -> None:
+    @mcp.tool(annotations=_CREATES, structured_output=False, meta=gallery.TOOL_META,
+              description=guide.generate_description(model))
     async def generate(
         prompt: Annotated[str, Field(description="What to draw: the prompt sent to the model (1-2000 characters).")],
         ctx: Context,
         requirements: Annotated[
             list[str] | None,
-            Field(description="Yes/no questions the image must satisfy; fixed for the whole trajectory."),
+            Field(description="Yes/no questions the image must satisfy, each saying what it tests; fixed for the "
+                  "trajectory and always kept: the judge answers those it reads, you answer the rest."),
         ] = None,
         intent: Annotated[
-            str | None, Field(description="The user's original request, when prompt is already a rewrite.")
+            str | None, Field(description="The user's request in their own words, stored as given for memory and "
+                              "lessons; never parsed (questions come from prompt, requirements and layout).")
         ] = None,
         skill: Annotated[
             str | None, Field(description="Id of a skill (see the skill_* tools) whose checklist and defaults apply.")
@@ -162,7 +167,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         background: Annotated[
             str | None, Field(description="With layout: what fills the image outside the boxes.")
         ] = None,
-        n: Annotated[int, Field(description="Candidates in one batch, 1 to GEMS_MAX_CANDIDATES (default 8).")] = 1,
+        n: Annotated[int, Field(description="Candidates in one batch, up to the limit this tool's description states.")] = 1,
         seed: Annotated[int | None, Field(description="Seed of the first candidate (0 to 2^32-1); random when left out.")] = None,
         width: Annotated[int | None, Field(description="Image width in pixels; the model's default when left out.")] = None,
         height: Annotated[int | None, Field(description="Image height in pixels; the model's default when left out.")] = None,
@@ -178,7 +183,8 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         )
         return await anyio.to_thread.run_sync(_round_content, result, settings)
 
-    @mcp.tool(annotations=_CREATES, structured_output=False, meta=gallery.TOOL_META)
+    @mcp.tool(annotations=_CREATES, structured_output=False, meta=gallery.TOOL_META,
+              description=guide.refine_description(model))
     async def refine(
         trajectory_id: Annotated[str, Field(description="The trajectory to continue (from generate).")],
         prompt: Annotated[str, Field(description="The prompt for the next round (rewritten, or the same for edits).")],
@@ -226,7 +232,9 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         round: Annotated[int | None, Field(description="1-based round number; the latest when left out.")] = None,
         verdicts: Annotated[
             list[VerdictInput] | None,
-            Field(description="Your own answers, one per question id, to record instead of the server judge's."),
+            Field(description="Your answers, one per question id: they count for the questions marked 'for you' "
+                  "(no server judge reads them); where a server judge answered, its verdict counts and yours is "
+                  "kept beside it."),
         ] = None,
         image_id: Annotated[
             str | None, Field(description="With verdicts: which image of the round they are for (if several).")
@@ -237,11 +245,13 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings) -> None:
         result = results.critique_result(trajectory, rnd, notes)
         return _structured(results.critique_text(trajectory, rnd, result, notes), result)
 
-    @mcp.tool(annotations=_READ_ONLY, structured_output=True)
+    @mcp.tool(annotations=_READ_ONLY, structured_output=True, description=(
+        "A trajectory's compressed history, lessons for a new prompt, or (with no arguments) recent trajectories; "
+        f"at most {settings.memory_budget} characters unless budget says otherwise."))
     async def recall_memory(
         trajectory_id: Annotated[str | None, Field(description="A trajectory whose global view you want.")] = None,
         query: Annotated[str | None, Field(description="A new prompt: returns lessons from similar finished tasks.")] = None,
-        budget: Annotated[int | None, Field(description="Characters the view may take (default GEMS_MEMORY_BUDGET).")] = None,
+        budget: Annotated[int | None, Field(description="Characters the view may take; the description states the default.")] = None,
     ) -> Annotated[CallToolResult, RecallResult]:
         """A trajectory's compressed history, lessons for a new prompt, or (with no arguments) recent trajectories."""
         # A worker thread: recall counts what it recalls (a locked write) and ranks lessons (bm25s, scipy).
@@ -337,7 +347,8 @@ def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
         description="A trajectory: intent, checklist and every round (with layouts, edits and detections), as JSON.",
     )
     def trajectory(trajectory_id: str) -> str:
-        return _trajectory(loop, trajectory_id).model_dump_json(indent=1)
+        found = _trajectory(loop, trajectory_id)
+        return json.dumps({"answer": results.answer_text(found), **found.model_dump(mode="json")}, indent=1)
 
     @mcp.resource(
         uris.SHEET, name="trajectory sheet", mime_type="image/png",
@@ -372,10 +383,10 @@ def _trajectory(loop: AgentLoop, trajectory_id: str) -> Trajectory:
         raise ResourceNotFoundError(str(exc)) from exc
 
 
-def _add_prompts(mcp: GemsServer) -> None:
+def _add_prompts(mcp: GemsServer, model: guide.ModelFacts) -> None:
     @mcp.prompt(name="gems_loop", description="Teaches an agent to run the GEMS generate-verify-refine loop.")
     def gems_loop(request: str) -> str:
-        return results.loop_prompt(request)
+        return guide.loop_prompt(request, model)
 
 
 # -- skills --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from gems_mcp.errors import InvalidRequest, NotJudged, TrajectoryFinished
 RequirementKind = Literal[
     "object", "count", "color", "position", "attribute", "text", "style", "other"
 ]
-RequirementSource = Literal["prompt", "agent", "skill"]
+RequirementSource = Literal["prompt", "agent", "skill", "layout"]
 RoundMode = Literal["generate", "regenerate", "edit", "inpaint"]
 RefineMode = Literal["regenerate", "edit", "inpaint"]
 DoneReason = Literal["all_passed", "budget_spent", "closed"]
@@ -137,6 +137,11 @@ class Round(BaseModel):
     def passed(self) -> int:
         return self.best_candidate().passed if self.judged else 0
 
+    def unanswered(self, checklist: list[Requirement]) -> list[str]:
+        """Ids of the questions the best image has no verdict on (no judge read them; the agent has not answered)."""
+        answered = {v.requirement_id for v in self.best_candidate().verdicts or []} if self.judged else set()
+        return [req.id for req in checklist if req.id not in answered]
+
 
 class Trajectory(BaseModel):
     """A whole task: intent, a fixed checklist and the rounds run against it."""
@@ -161,7 +166,8 @@ class Trajectory(BaseModel):
         return max(judged, key=lambda r: (r.passed, -r.index))
 
     def stop_reason(self) -> DoneReason | None:
-        """The stop rule: every question passes in some round, or the budget is spent and judged."""
+        """The stop rule: every question passes in some round, or the budget is spent and the last round fully
+        answered (questions no server judge reads wait for the agent's verdicts)."""
         if self.status == "done":
             return self.done_reason
         if not self.rounds:
@@ -169,7 +175,7 @@ class Trajectory(BaseModel):
         total = len(self.checklist)
         if total and any(r.judged and r.passed == total for r in self.rounds):
             return "all_passed"
-        if len(self.rounds) >= self.max_rounds and (self.rounds[-1].judged or not total):
+        if len(self.rounds) >= self.max_rounds and (not total or not self.rounds[-1].unanswered(self.checklist)):
             return "budget_spent"
         return None
 
@@ -182,7 +188,8 @@ class Trajectory(BaseModel):
                 "closed": "is done: it was closed",
             }[self.done_reason or "closed"]
             best = self.best_round()
-            raise TrajectoryFinished(self.id, why + (f"; the answer is round {best.index}" if best else ""))
+            answer = f"; the answer is image {best.best_candidate().image_id} (round {best.index})" if best else ""
+            raise TrajectoryFinished(self.id, why + answer)
         if not self.rounds:
             raise TrajectoryFinished(self.id, "has no rounds to continue from")
         if len(self.rounds) >= self.max_rounds:

@@ -70,9 +70,13 @@ def agent_verdicts(
     judged = {i for i, v in previous.items() if v.judge != "agent"}
     counted = {**previous, **{i: v for i, v in answered.items() if i not in judged}}
     given = {**{v.requirement_id: v for v in chosen.agent_verdicts or []}, **answered}
-    notes = [f"recorded your verdicts for image {chosen.image_id}"]
     kept = [i for i in ids if i in judged and i in answered]
+    count = [i for i in ids if i in answered and i not in judged]
+    said = f"recorded your verdicts for image {chosen.image_id}"
+    if count:
+        said += f": they count for {', '.join(count)}"
     if kept:
         judge = previous[kept[0]].judge
-        notes.append(f"the server judge ({judge})'s verdicts on {', '.join(kept)} stand; yours are kept beside them")
+        said += f"{';' if count else ':'} on {', '.join(kept)} the server judge ({judge}) answered, so its verdicts count and yours are kept beside them"
+    notes = [said]
     return in_order(checklist, list(counted.values())), in_order(checklist, list(given.values())), notes

@@ -40,6 +40,9 @@ class FakeGenerator:
             features=frozenset(features), name="the fake model",
         )
 
+    def known_capabilities(self) -> Capabilities:
+        return self.capabilities()
+
     def validate_prompt(self, prompt: str) -> None:
         if "forbidden" in prompt:
             raise Unsupported("the fake model cannot draw 'forbidden'")

@@ -17,7 +17,7 @@ LAYERS = {
     "errors": 0, "boxes": 0, "checks": 0, "types": 0, "config": 0, "uris": 0, "inputs": 0,
     "images": 1, "generation": 1, "critique": 1, "memory": 1, "skills": 1,
     "shapes": 2,
-    "params": 3, "checklist": 3, "rounds": 3, "verdicts": 3, "results": 3, "loop": 3, "backends": 3,
+    "params": 3, "guide": 3, "checklist": 3, "rounds": 3, "verdicts": 3, "results": 3, "loop": 3, "backends": 3,
     "server": 4, "commands": 4, "gallery": 4, "arguments": 4, "http": 4,
     "bench": 5,
     "cli": 6, "__init__": 6, "__main__": 6,  # the entry points: the CLI imports the bench lazily

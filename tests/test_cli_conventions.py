@@ -92,5 +92,5 @@ def test_a_refused_run_is_one_line_without_library_logs(tmp_path):
     assert done.returncode == 2  # a prompt the model cannot draw is a request that cannot work
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2, done.stderr  # what it runs, then the error
-    assert lines[1].startswith("gems-mcp run: The embedded model cannot draw 'a cat on a sofa'")
+    assert lines[1].startswith("gems-mcp run: prompt: The embedded model cannot draw 'a cat on a sofa'")
     assert "INFO" not in done.stderr and "Error executing tool" not in done.stderr

@@ -26,13 +26,14 @@ def test_the_summary_names_the_best_image_its_verdicts_and_where_things_were_fou
     assert "layout: a red circle [0.10, 0.20, 0.40, 0.50]" in text
     assert f"verdicts for {1:016x}:" in text and "✓ q2 Is it left?" in text
     assert "found (boxes [x0, y0, x1, y1], 0..1): red circle at [0.12, 0.25, 0.38, 0.50]" in text
-    assert text.splitlines()[-1].startswith("status: active, 2 round(s) left; best round 1 (2/2)")
+    assert text.splitlines()[-1].startswith(
+        f"status: active, 2 round(s) left; answer: image {1:016x} (round 1, 2/2)")
 
 
 def test_a_done_trajectory_says_why_and_which_round_is_the_answer():
     t = trajectory([[True, True]])
     t.status, t.done_reason = "done", "all_passed"
-    assert results.status_line(t) == "status: DONE (every question passes); answer: best round 1 (2/2)."
+    assert results.status_line(t) == f"status: DONE (every question passes); answer: image {0:016x} (round 1, 2/2)."
     assert results.status_text(t) == "done (all_passed)"
 
 

@@ -192,14 +192,17 @@ _TAIL = re.compile(r"\s+(?:in|on)\s+(?:the\s+)?(?:image|picture|photo|scene)$|\s
 
 def question_check(question: str) -> tuple[RequirementKind, Check] | None:
     """The typed form of a yes/no question written the way derived ones are ("Are there exactly two dogs?",
-    "Is the cat left of the bench?", "Does the image show a red car?"); None for anything else."""
+    "Is the cat left of the bench?", "Are the three green triangles to the left of the white square?",
+    "Does the image show a red car?"); None for anything else."""
     text = _TAIL.sub("", question.strip().lower().rstrip("?").strip())
-    if match := re.fullmatch(r"is (?:the|a|an) (.+)", text):
+    if match := re.fullmatch(r"(?:is|are) (?!there\b)(?:all |both |each of )?(?:the )?(.+)", text):
         relation = _split_relation(match.group(1))
         if relation:
-            a, b = _whole_group(relation[0], article=False), _whole_group(relation[2], article=False)
-            if a and b and a.count == b.count == 1 and a.noun != b.noun:
-                return "position", RelationCheck(relation=relation[1], a=a.target(), b=b.target())
+            a, b = (_whole_group(side, article=False) or _whole_group(side.removeprefix("the "), article=False)
+                    for side in (relation[0], relation[2]))
+            if a and b and a.target() != b.target():
+                every = a.count > 1 or b.count > 1  # "are the three triangles left of ...": each of them
+                return "position", RelationCheck(relation=relation[1], a=a.target(), b=b.target(), every=every)
             return None
     if match := re.fullmatch(r"(?:is there|are there|does the image (?:show|contain|have)) (at least |exactly )?(.+)", text):
         group = _whole_group(match.group(2))

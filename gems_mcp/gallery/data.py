@@ -7,6 +7,7 @@ from typing import Any
 
 from gems_mcp.memory.lessons import recall_lessons
 from gems_mcp.memory.store import MemoryStore
+from gems_mcp.results import answer_text
 from gems_mcp.types import Lesson, Trajectory
 
 LIST_LIMIT = 50
@@ -31,13 +32,14 @@ def summaries(store: MemoryStore, limit: int = LIST_LIMIT) -> list[dict[str, Any
 
 
 def detail(store: MemoryStore, trajectory_id: str) -> dict[str, Any]:
-    """One trajectory as stored, its best round, the lessons recalled for it and the lessons it left."""
+    """One trajectory as stored, its best round and answer (the image to show), the lessons recalled for it and the lessons it left."""
     trajectory = store.get_trajectory(trajectory_id)
     lessons = store.lessons()
     best = trajectory.best_round()
     return {
         "trajectory": trajectory.model_dump(mode="json"),
         "best_round": best.index if best else None,
+        "answer": answer_text(trajectory),
         "lessons_recalled": recalled_for(trajectory, lessons),
         "lessons_kept": [_lesson(lesson) for lesson in lessons if lesson.trajectory_id == trajectory.id],
     }

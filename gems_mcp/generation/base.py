@@ -53,6 +53,10 @@ class Capabilities:
     max_regions: int = 8
     features: frozenset[str] = field(default_factory=frozenset)
     name: str = "the model"
+    draws: str = "any scene a text prompt describes."
+    """What the model can draw, in words an agent reads before its first call."""
+    skill_params: frozenset[str] = frozenset({"width", "height", "steps", "guidance", "negative_prompt"})
+    """Parameters a skill's defaults may set; a model whose steps and guidance were tuned with its weights keeps its own."""
 
     def supports(self, feature: Feature) -> bool:
         return feature in self.features

@@ -8,8 +8,9 @@ import re
 
 from pydantic import BaseModel
 
+from gems_mcp.memory.levers import lever
 from gems_mcp.memory.views import derive_experience, round_statuses
-from gems_mcp.types import Lesson, RequirementKind, Trajectory
+from gems_mcp.types import Lesson, Requirement, RequirementKind, Trajectory
 
 LESSON_MAX_WORDS = 99
 LESSON_MAX_CHARS = 400
@@ -123,7 +124,8 @@ def _clip_words(text: str, limit: int) -> str:
 
 
 def extract_lessons(traj: Trajectory) -> list[Lesson]:
-    """Lessons from a trajectory: the experience that came right before each fail->pass flip."""
+    """Lessons from a trajectory: before each fail->pass flip, the experience and the lever that flipped it;
+    for a task that passed in round 1, what round 1 was drawn from."""
     lessons: list[Lesson] = []
     requirements = {req.id: req for req in traj.checklist}
     for prev, rnd in zip(traj.rounds, traj.rounds[1:], strict=False):
@@ -131,39 +133,85 @@ def extract_lessons(traj: Trajectory) -> list[Lesson]:
         flipped = [q for q in after if before[q] is False and after[q] is True]
         if not flipped:
             continue
-        # The refiner wrote the previous round's experience and then this round's prompt;
+        # The refiner wrote the previous round's experience and then pulled this round's lever;
         # without one, the derived account of this round names what changed and what flipped.
         experience = prev.experience or derive_experience(traj, rnd.index)
         text = (
-            _clip_words(experience.strip(), LESSON_MAX_WORDS - 30)
-            + " Prompt that passed: "
-            + _clip_words(rnd.prompt, 25)
+            _clip_words(experience.strip(), LESSON_MAX_WORDS - 40)
+            + " Lever that worked: "
+            + _clip_words(lever(prev, rnd), 35)
         )
         for qid in flipped:
-            req = requirements[qid]
-            lessons.append(
-                Lesson(
-                    id=_lesson_id(traj.id, rnd.index, qid),
-                    trajectory_id=traj.id,
-                    intent=traj.intent,
-                    question=req.question,
-                    kind=req.kind if req.kind != "other" else classify_kind(req.question),
-                    skill=traj.skill,
-                    text=text,
-                )
-            )
+            lessons.append(_lesson(traj, rnd.index, requirements[qid], text))
+    first = traj.rounds[0] if traj.rounds else None
+    if first is not None and not lessons and traj.checklist and first.judged and first.passed == len(traj.checklist):
+        text = f"Passed in round 1, every question at once. Drawn from: {_clip_words(lever(None, first), 60)}"
+        lessons.append(_lesson(traj, 1, _main_requirement(traj), text))
     return lessons
+
+
+def _lesson(traj: Trajectory, round_index: int, req: Requirement, text: str) -> Lesson:
+    return Lesson(
+        id=_lesson_id(traj.id, round_index, req.id),
+        trajectory_id=traj.id,
+        intent=traj.intent,
+        question=req.question,
+        kind=req.kind if req.kind != "other" else classify_kind(req.question),
+        skill=traj.skill,
+        text=text,
+    )
+
+
+_TASK_REQUIREMENT: dict[str, tuple[RequirementKind, ...]] = {
+    "position": ("position",), "count": ("count",), "groups": ("count",), "attribution": ("attribute", "color"),
+}
+
+
+def _main_requirement(traj: Trajectory) -> Requirement:
+    """The question that says most about the kind of task (a count for a count task), for a success's lesson."""
+    wanted = _TASK_REQUIREMENT.get(task_kind(traj.intent), ())
+    return next((req for req in traj.checklist if req.kind in wanted), traj.checklist[0])
+
+
+# -- kinds of task -----------------------------------------------------------------------------
+
+_RELATION_WORDS = {"left", "right", "above", "below", "under", "underneath", "beneath", "behind", "over", "atop",
+                   "between", "beside"}
+_MANY = {"two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "pair",
+         "couple", "dozen", "several", "many"}
+_POLITE = {"please", "thanks", "thank", "you", "now"}
+_PARTS = re.compile(r"\s*(?:,|\band\b|\bwith\b)\s*")
+
+
+def task_kind(text: str) -> str:
+    """The kind of task a request is: position, groups, count, attribution (several objects, each its own
+    color or look) or single."""
+    lowered = text.lower()
+    if set(_RAW_WORD.findall(lowered)) & _RELATION_WORDS or any(p in lowered for p in ("in front", "next to", "on top")):
+        return "position"
+    parts = [p for p in _PARTS.split(lowered) if set(_RAW_WORD.findall(p)) - _POLITE]
+    counted = any(_counts_many(p) for p in parts)
+    if len(parts) > 1:
+        return "groups" if counted else "attribution"
+    return "count" if counted else "single"
+
+
+def _counts_many(part: str) -> bool:
+    words = _RAW_WORD.findall(part)
+    words = words[1:] if words[:1] == ["the"] else words
+    return bool(words) and (words[0] in _MANY or (words[0].isdigit() and int(words[0]) > 1))
 
 
 # -- recall ------------------------------------------------------------------------------------
 
 
 class LessonHit(BaseModel):
-    """A recalled lesson and why: its score and whether its kind matched the query's."""
+    """A recalled lesson and why: its score, whether its task was of the query's kind, and its question's kind."""
 
     lesson: Lesson
     score: float
     kind_match: bool
+    task_match: bool = False
 
 
 def clip_hit(hit: LessonHit) -> LessonHit:
@@ -226,7 +274,8 @@ def _relevant(shared: int, query_size: int) -> bool:
 def recall_lessons(
     lessons: list[Lesson], query: str, top_k: int = 5, kinds: set[str] | None = None
 ) -> list[LessonHit]:
-    """Lessons whose past intent and question resemble ``query`` (BM25, kind-boosted), best first."""
+    """Lessons from tasks of the query's kind first, then those whose past intent and question share its words
+    (BM25, boosted where the question's kind matches), best first."""
     if top_k <= 0:
         return []
     pool = [lesson for lesson in lessons if kinds is None or lesson.kind in kinds]
@@ -236,15 +285,21 @@ def recall_lessons(
     docs = [_terms(f"{lesson.intent} {lesson.question}") for lesson in pool]
     scores = _bm25_scores(docs, sorted(query_terms))
     wanted = query_kinds(query)
+    task = task_kind(query)
 
     hits: dict[str, LessonHit] = {}
     for lesson, doc, score in zip(pool, docs, scores, strict=True):
-        if not _relevant(len(query_terms.intersection(doc)), len(query_terms)):
+        shared = len(query_terms.intersection(doc))
+        # A task of the same kind (a count for a count) teaches more than shared words: one shared word will do.
+        same_task = task != "single" and shared >= 1 and task_kind(lesson.intent) == task
+        if not (same_task or _relevant(shared, len(query_terms))):
             continue
         kind_match = lesson.kind in wanted
         score *= 1 + KIND_BOOST * kind_match
         # The same experience can stand behind several flipped questions: show it once.
         previous = hits.get(lesson.text)
         if previous is None or score > previous.score:
-            hits[lesson.text] = LessonHit(lesson=lesson, score=round(score, 4), kind_match=kind_match)
-    return sorted(hits.values(), key=lambda h: (-h.score, -h.lesson.created_at))[:top_k]
+            hits[lesson.text] = LessonHit(lesson=lesson, score=round(score, 4), kind_match=kind_match,
+                                          task_match=same_task)
+    # The kind of task first, then shared words (BM25), then the newest.
+    return sorted(hits.values(), key=lambda h: (-h.task_match, -h.score, -h.lesson.created_at))[:top_k]

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from gems_mcp.memory.levers import lever
 from gems_mcp.types import Round, RoundMode, Trajectory
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,11 @@ def _experience_text(traj: Trajectory, rnd: Round, prev: Round | None, question_
     if prev is not None:
         if rnd.judged and prev.judged and not gained and not lost:
             sentences.append("No question changed.")
-        sentences.append(_prompt_change(prev.prompt, rnd.prompt))
+        reworded = rnd.prompt.strip() != prev.prompt.strip()
+        if reworded:
+            sentences.append(_prompt_change(prev.prompt, rnd.prompt))
+        if not reworded or rnd.mode == "inpaint" or rnd.layout != prev.layout:  # "Same prompt." hid the lever
+            sentences.append(f"Lever: {lever(prev, rnd)}.")
     if still:
         sentences.append(f"Still failing: {name(still)}.")
     return " ".join(sentences)

@@ -25,11 +25,17 @@ def checklist(prompt: str) -> list[Requirement]:
         text = f"Is the {a.describe(False)} {RELATION_PHRASES[spec.relation]} the {b.describe(False)}?"
         questions.append((text, "position", RelationCheck(relation=spec.relation, a=_target(a), b=_target(b))))
     strict = Only(groups=[CountedTarget(object=g.shape, color=g.color, n=g.count) for g in spec.groups])
-    questions.append(("Are there no other objects?", "count", strict))
+    questions.append((f"Are there exactly {_listed(spec.groups)}, and nothing else?", "count", strict))
     return [
         Requirement(id=f"q{i}", question=q, kind=kind, source="prompt", check=check)
         for i, (q, kind, check) in enumerate(questions, start=1)
     ]
+
+
+def _listed(groups: tuple[Group, ...]) -> str:
+    """'1 red circle and 1 blue square': what the 'nothing else' question counts, so it says what it tests."""
+    parts = [f"{g.count} {g.color + ' ' if g.color else ''}{g.shape}{'s' if g.count > 1 else ''}" for g in groups]
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _group_question(group: Group, several: bool) -> tuple[str, RequirementKind, Check]:

@@ -22,7 +22,7 @@ from gems_mcp.shapes.layout import Cell, raster, region_cell, to_pixels
 if TYPE_CHECKING:
     from gems_mcp.shapes.judge import ExactJudge
     from gems_mcp.shapes.model import ShapesModel
-    from gems_mcp.types import Requirement
+    from gems_mcp.types import Region, Requirement
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,14 @@ MAX_REGIONS = 8
 DEFAULT_STRENGTH = 0.6
 FALLBACK_GUIDANCE = 1.5
 FEATURES = frozenset({"guidance", "edit", "layout", "inpaint"})
+DRAWS = (
+    f"1-{world.MAX_OBJECTS} flat shapes ({', '.join(world.SHAPES)}) in six colors ({', '.join(world.COLORS)}) on a "
+    "dark background, from prompts such as 'a red circle', 'a red circle and a blue square', 'three green triangles', "
+    "'two red circles and a blue square', 'a yellow square to the left of a purple circle' (also to the right of, "
+    "above, below). A relation joins two single objects: to place groups ('three green triangles to the left of a "
+    "white square'), list them in the prompt ('three green triangles and a white square') and give each object a "
+    "layout box. Anything else (other shapes or colors, words, scenes, styles) is refused."
+)
 
 
 def shipped_guidance(folder: Path = WEIGHTS) -> float:
@@ -61,10 +69,14 @@ class EmbeddedGenerator:
             width=256, height=256, steps=20, guidance=shipped_guidance(self._folder),
             min_side=world.SIZE, max_side=MAX_SIDE, side_multiple=world.SIZE, max_steps=MAX_STEPS,
             max_guidance=20.0, max_batch=MAX_SEEDS, max_regions=MAX_REGIONS, features=FEATURES,
-            name="the embedded model",
+            name="the embedded model", draws=DRAWS, skill_params=frozenset(),
         )
 
     def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    def known_capabilities(self) -> Capabilities:
+        """The capabilities without loading anything (they are fixed by the shipped weights)."""
         return self._capabilities
 
     def validate_prompt(self, prompt: str) -> None:
@@ -132,12 +144,23 @@ def _cells(request: GenerationRequest, caps: Capabilities) -> list[Cell]:
     cells: list[Cell] = []
     if request.layout:
         caps.check_regions(request.layout, "layout")
-        cells += [region_cell(r.prompt, r.box) for r in request.layout]
+        cells += _named_cells(request.layout, "layout")
     if request.edits:
         if request.init_image is None:
             raise InvalidRequest("region edits repaint an existing image; give init_image with the edits")
         caps.check_regions(request.edits, "edits")
-        cells += [region_cell(r.prompt, r.box) for r in request.edits]
+        cells += _named_cells(request.edits, "edits")
+    return cells
+
+
+def _named_cells(regions: list[Region], what: str) -> list[Cell]:
+    """Each region's cell; a region the model cannot draw is refused naming the argument it came in."""
+    cells = []
+    for i, region in enumerate(regions):
+        try:
+            cells.append(region_cell(region.prompt, region.box))
+        except Unsupported as exc:
+            raise Unsupported(f"{what}[{i}].prompt: {exc}") from exc
     return cells
 
 

@@ -77,3 +77,27 @@ async def test_a_detector_judges_a_real_pipelines_round_from_the_checklist_it_de
     assert len(candidate.detections) == 16 and all(0 <= v <= 1 for d in candidate.detections for v in d.box)
     assert candidate.verdicts[0].passed is False and candidate.verdicts[0].judge == f"detect:{grid_detector}"
     assert "judge_s" in result.round.timings
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_model_judge_answers_the_agents_own_questions_with_p_yes(tmp_path, tiny_vlm):
+    from mcp import Client
+
+    from gems_mcp.server import create_server
+    from tests.tiny_pipeline import build_tiny_pipeline
+
+    model = build_tiny_pipeline(tmp_path / "sd")
+    settings = load_settings(model=str(model), judge=f"vlm:{tiny_vlm}", device="cpu")
+    mine = ["Is the dog asleep on a red sofa?", "Are there exactly two dogs?"]
+    async with Client(create_server(settings, AgentLoop(settings))) as client:
+        made = await client.call_tool("generate", {"prompt": "two dogs on a sofa", "requirements": mine,
+                                                   "steps": 2, "seed": 1})
+        tid = made.content[0].text.split()[1]
+        critique = await client.call_tool("critique", {"trajectory_id": tid})
+    rows = critique.structured_content["checklist"]
+    assert [r["question"] for r in rows] == mine, "the agent's questions are the checklist, kept as written"
+    answers = [a for r in rows for a in r["answers"].values()]
+    assert all(r["answered_by"] == "judge" for r in rows) and "for you" not in made.content[0].text
+    assert all(a["judge"] == f"vlm:{tiny_vlm}" and 0 < a["probability"] < 1 for a in answers)
+    assert all(a["passed"] == (a["probability"] >= 0.5) for a in answers)

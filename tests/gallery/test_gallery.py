@@ -87,6 +87,8 @@ async def test_the_http_server_serves_the_page_the_trajectories_and_every_image(
     assert "renderTrajectory" in page.text and "default-src 'none'" in page.headers["content-security-policy"]
     assert [row["id"] for row in listing] == [tid] and listing[0]["rounds"] == 2
     assert detail["best_round"] == 2
+    best = max(detail["trajectory"]["rounds"][1]["candidates"], key=lambda c: sum(v["passed"] for v in c["verdicts"]))
+    assert detail["answer"].startswith(f"answer: image {best['image_id']} (round 2, ")
     assert detail["trajectory"]["rounds"][0]["experience"] == "the sky was grey; say blue sky"
     assert len(pngs) == 4 and all(r.status_code == 200 for r in pngs)
     assert Image.open(io.BytesIO(pngs[0].content)).size == (64, 64)

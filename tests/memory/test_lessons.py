@@ -8,7 +8,7 @@ import pytest
 
 from gems_mcp.memory.lessons import classify_kind, extract_lessons, recall_lessons
 from gems_mcp.memory.store import MemoryStore
-from gems_mcp.types import Requirement, Trajectory
+from gems_mcp.types import Region, Requirement, Trajectory
 from tests.memory.factories import make_round
 
 COUNT_FIX = "The model drew two circles when asked for three; put the number first and repeat it."
@@ -113,3 +113,43 @@ def test_kinds_filter_and_top_k() -> None:
     assert [h.lesson.kind for h in hits] == ["position"]
     assert len(recall_lessons(lessons, "three red circles left of a blue square", top_k=1)) == 1
     assert recall_lessons([], "three red circles") == []
+
+
+def _layout(*boxes: tuple[float, float, float, float]) -> list[Region]:
+    return [Region(prompt="a red circle", box=box) for box in boxes]
+
+
+def _task(intent: str, question: str, kind: str, rounds: list) -> Trajectory:
+    return Trajectory(intent=intent, checklist=[Requirement(id="q1", question=question, kind=kind)],  # type: ignore[arg-type]
+                      rounds=rounds, status="done", done_reason="all_passed")
+
+
+def test_a_round_fixed_by_a_new_layout_leaves_a_lesson_naming_the_layout_and_its_box_sizes() -> None:
+    first = make_round(1, {"q1": False}, prompt="a red circle to the left of a blue square")
+    second = make_round(2, {"q1": True}, prompt="a red circle to the left of a blue square")
+    second = second.model_copy(update={"layout": _layout((0.05, 0.35, 0.35, 0.65))})
+    traj = _task("a red circle left of a blue square", "Is the red circle to the left of the blue square?",
+                 "position", [first, second])
+
+    (lesson,) = extract_lessons(traj)
+
+    assert "Lever that worked: new layout: 1 box about 0.30 x 0.30 of the image" in lesson.text
+    assert "Same prompt" not in lesson.text and "Prompt that passed" not in lesson.text
+
+
+def test_a_task_that_passes_in_round_1_leaves_a_lesson_too() -> None:
+    only = make_round(1, {"q1": True}, prompt="four purple squares").model_copy(
+        update={"layout": _layout((0.1, 0.1, 0.4, 0.4), (0.55, 0.1, 0.85, 0.4))})
+    (lesson,) = extract_lessons(_task("four purple squares", "Are there exactly four purple squares?", "count", [only]))
+    assert lesson.text.startswith("Passed in round 1") and "layout: 2 boxes about 0.30 x 0.30" in lesson.text
+
+
+def test_recall_ranks_lessons_of_the_same_kind_of_task_before_shared_words() -> None:
+    count = extract_lessons(_task("four purple squares", "Are there exactly four purple squares?", "count",
+                                  [make_round(1, {"q1": True}, prompt="four purple squares")]))
+    position = extract_lessons(_task("a red circle to the left of a blue circle", "Is the red circle left of the "
+                                     "blue circle?", "position", [make_round(1, {"q1": True}, prompt="x")]))
+    lessons = position + count
+
+    assert recall_lessons(lessons, "four red circles")[0].lesson.intent == "four purple squares"
+    assert [h.lesson.intent for h in recall_lessons(lessons, "three blue squares")] == ["four purple squares"]

@@ -52,7 +52,7 @@ def test_it_is_a_generator_with_the_documented_defaults(generator: EmbeddedGener
     assert not caps.supports("negative_prompt")
     assert caps.max_regions == 8
     assert isinstance(generator.judge(), ExactJudge)
-    assert generator.checklist("a red circle")[-1].question == "Are there no other objects?"
+    assert generator.checklist("a red circle")[-1].question == "Are there exactly 1 red circle, and nothing else?"
 
 
 def test_same_seed_gives_the_same_pixels(generator: EmbeddedGenerator) -> None:

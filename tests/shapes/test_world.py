@@ -75,7 +75,7 @@ def test_checklist_for_a_relation_asks_objects_position_and_no_extras() -> None:
     questions = [r.question for r in reqs]
     assert "Is there a red circle?" in questions
     assert "Is the red circle to the left of the blue square?" in questions
-    assert questions[-1] == "Are there no other objects?"
+    assert questions[-1] == "Are there exactly 1 red circle and 1 blue square, and nothing else?"
     position = next(r for r in reqs if r.kind == "position")
     assert position.check == RelationCheck(
         relation="left", a=Target(object="circle", color="red"), b=Target(object="square", color="blue")

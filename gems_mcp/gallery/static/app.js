@@ -73,7 +73,7 @@
     const trajectory = JSON.parse(read.contents[0].text);
     if (String(trajectory.updated_at) !== shown) {
       shown = String(trajectory.updated_at);
-      main.replaceChildren(GEMS.renderTrajectory({ trajectory }, loadImage));
+      main.replaceChildren(GEMS.renderTrajectory({ trajectory, answer: trajectory.answer }, loadImage));
       requestAnimationFrame(() => notify("ui/notifications/size-changed",
         { height: document.documentElement.scrollHeight }));
     }

@@ -88,12 +88,13 @@ const GEMS = (() => {
         (l.score !== undefined ? ` · score ${Number(l.score).toFixed(2)}` : "")))))];
   }
 
-  // detail: {trajectory, best_round?, lessons_recalled?, lessons_kept?}
+  // detail: {trajectory, best_round?, answer?, lessons_recalled?, lessons_kept?}
   function renderTrajectory(detail, loadImage) {
     const t = detail.trajectory;
     const best = detail.best_round !== undefined ? detail.best_round : bestRound(t);
     const total = t.checklist.length;
-    const bestLine = best === null ? "no judged round yet"
+    // The server's own words for the image to show: "answer: image <id> (round 2, 6/6)".
+    const bestLine = detail.answer ? detail.answer : best === null ? "no judged round yet"
       : `best round ${best} (${roundPassed(t.rounds[best - 1])}/${total})`;
     const status = t.status === "done" ? `done (${t.done_reason})` : "active";
     return el("article", { class: "traj", id: t.id, "data-updated": t.updated_at },
