@@ -66,7 +66,7 @@ async def test_a_job_can_be_pinned_to_one_device():
     queue = DeviceQueue(["cuda:0", "cuda:1"])
     got = await queue.run(lambda on_step, stop: current_device(), device="cuda:1")
     assert got == "cuda:1"
-    with pytest.raises(ValueError, match="has no device 'cuda:7'"):
+    with pytest.raises(InvalidRequest, match="has no device 'cuda:7'"):
         await queue.run(lambda on_step, stop: None, device="cuda:7")
 
 
