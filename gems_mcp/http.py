@@ -27,17 +27,13 @@ from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gems_mcp.config import Settings
-from gems_mcp.errors import GemsError
+from gems_mcp.errors import BindRefused
 from gems_mcp.gallery.login import GalleryCookieBackend, SignInRedirect, login_route
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MCP_PATH = "/mcp"
-
-
-class BindRefused(GemsError):
-    """The HTTP server must not start as configured (a non-loopback bind without a token)."""
 
 
 class StaticTokenVerifier:

@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from gems_mcp.errors import InvalidRequest, NotFound, StoreError
+from gems_mcp.errors import InvalidRequest, StoreError, UnknownImage
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ TMP_GRACE_S = 600.0
 PARAMS_KEY = "gems:params"
 # Thumbnails above this size are re-encoded as JPEG so a tool result stays small.
 _THUMBNAIL_MAX_BYTES = 300_000
-
-
-class UnknownImage(NotFound):
-    """An image id that is malformed or not in the store."""
 
 
 def cannot_write(path: Path, exc: OSError) -> str:

@@ -176,11 +176,7 @@ class AgentLoop:
         experience = inputs.experience(experience)
         await _check_writable(self)
         inputs.seed(seed)
-        if mode not in ("regenerate", "edit", "inpaint"):
-            raise InvalidRequest(f"mode must be 'regenerate', 'edit' or 'inpaint', not '{mode}'")
-        ask = PlanRequest(prompt=prompt, mode=mode, strength=strength, edits=edits, image_id=image_id, layout=layout,
-                          background=background)
-        _check_mode_arguments(ask)
+        ask = _plan_request(prompt, mode, strength, edits, image_id, layout, background)
         async with self._lock(trajectory_id):
             trajectory = await _off_loop(self.store.get_trajectory, trajectory_id)
             trajectory.check_can_continue()
@@ -365,6 +361,19 @@ def _finish(trajectory: Trajectory, reason: DoneReason) -> None:
     last = trajectory.rounds[-1] if trajectory.rounds else None
     if last is not None and last.experience is None:
         last.experience, last.experience_source = derive_experience(trajectory, last.index), "derived"
+
+
+def _plan_request(
+    prompt: str, mode: str, strength: float | None, edits: list[Region] | None, image_id: str | None,
+    layout: list[Region] | None, background: str | None,
+) -> PlanRequest:
+    """refine's arguments as one PlanRequest, once they fit the mode."""
+    if mode not in ("regenerate", "edit", "inpaint"):
+        raise InvalidRequest(f"mode must be 'regenerate', 'edit' or 'inpaint', not '{mode}'")
+    ask = PlanRequest(prompt=prompt, mode=mode, strength=strength, edits=edits, image_id=image_id, layout=layout,
+                      background=background)
+    _check_mode_arguments(ask)
+    return ask
 
 
 def _check_mode_arguments(ask: PlanRequest) -> None:

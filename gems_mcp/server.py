@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import logging
 import weakref
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 import anyio
@@ -23,7 +24,7 @@ from gems_mcp.errors import GemsError, JudgeError, NotFound, NotJudged, Trajecto
 from gems_mcp.images import contact_sheet, encode_png, thumbnail
 from gems_mcp.loop import AgentLoop, RefineMode, RoundResult, VerdictInput
 from gems_mcp.results import CritiqueResult, RecallResult
-from gems_mcp.types import ImageParams, Region, Trajectory
+from gems_mcp.types import ImageParams, Region
 
 log = logging.getLogger(__name__)
 
@@ -276,10 +277,28 @@ def advise(exc: GemsError) -> str:
 
 async def _call(awaitable: Any) -> Any:
     """Await a loop operation, turning its errors into isError tool results with advice."""
-    try:
+    with _tool_errors():
         return await awaitable
+
+
+@contextmanager
+def _tool_errors() -> Iterator[None]:
+    """The one mapping of the error tree to tool results: an isError result, the fact plus advice."""
+    try:
+        yield
     except GemsError as exc:
         raise ToolError(advise(exc)) from exc
+
+
+@contextmanager
+def _resource_errors() -> Iterator[None]:
+    """The one mapping of the error tree to resources/read errors: an id naming nothing is 'not found'."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    except GemsError as exc:  # no rounds yet, a path outside a skill, an image file deleted by hand
+        raise ResourceError(str(exc)) from exc
 
 
 def _progress(ctx: Context) -> Any:
@@ -327,49 +346,35 @@ def _structured(text: str, result: BaseModel) -> CallToolResult:
 def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
     @mcp.resource(uris.IMAGE, name="image", mime_type="image/png", description="A full-size generated PNG.")
     def image(image_id: str) -> bytes:
-        try:
+        with _resource_errors():
             return loop.images.png_bytes(image_id)
-        except NotFound as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
 
     @mcp.resource(
         uris.TRAJECTORY, name="trajectory", mime_type="application/json",
         description="A trajectory: intent, checklist and every round (with layouts, edits and detections), as JSON.",
     )
     def trajectory(trajectory_id: str) -> str:
-        return _trajectory(loop, trajectory_id).model_dump_json(indent=1)
+        with _resource_errors():
+            return loop.trajectory(trajectory_id).model_dump_json(indent=1)
 
     @mcp.resource(
         uris.SHEET, name="trajectory sheet", mime_type="image/png",
         description="Contact sheet: each round's best image labelled with its round and score.",
     )
     def sheet(trajectory_id: str) -> bytes:
-        try:
-            return encode_png(results.trajectory_sheet(_trajectory(loop, trajectory_id), loop.images))
-        except GemsError as exc:  # no rounds yet, or an image file deleted by hand
-            raise ResourceError(str(exc)) from exc
+        with _resource_errors():
+            return encode_png(results.trajectory_sheet(loop.trajectory(trajectory_id), loop.images))
 
     @mcp.resource(uris.SKILL, name="skill", mime_type="text/markdown", description="A skill's full instructions.")
     def skill(skill_id: str) -> str:
-        try:
+        with _resource_errors():
             return results.skill_text(skill_id, "(your prompt)", loop.skills.body(skill_id))
-        except LookupError as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
 
     @mcp.resource(uris.SKILL_FILE, name="skill reference", mime_type="text/markdown",
                   description="A reference file of a skill (see its references list).")
     def skill_reference(skill_id: str, file: str) -> str:
-        try:
+        with _resource_errors():
             return loop.skills.reference(skill_id, file)
-        except (LookupError, ValueError) as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
-
-
-def _trajectory(loop: AgentLoop, trajectory_id: str) -> Trajectory:
-    try:
-        return loop.trajectory(trajectory_id)
-    except NotFound as exc:
-        raise ResourceNotFoundError(str(exc)) from exc
 
 
 def _add_prompts(mcp: GemsServer) -> None:
@@ -401,10 +406,8 @@ def _skill_tool(loop: AgentLoop, skill_id: str) -> Any:
     async def call_skill(
         prompt: Annotated[str, Field(description="The user's prompt, to rewrite with this skill's instructions.")],
     ) -> str:
-        try:
+        with _tool_errors():
             body = loop.skills.body(skill_id)
-        except LookupError as exc:
-            raise ToolError(str(exc)) from exc
         return results.skill_text(skill_id, prompt, body)
 
     return call_skill

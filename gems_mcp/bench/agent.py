@@ -22,6 +22,7 @@ from mcp import Client
 from gems_mcp import uris
 from gems_mcp.bench.repair import plan_repair
 from gems_mcp.checks import Detection
+from gems_mcp.errors import AgentError, InvalidRequest
 from gems_mcp.shapes import world
 from gems_mcp.shapes.layout import plan_layout
 
@@ -32,10 +33,6 @@ LEVERS = ("edit", "mirror", "reorder", "reseed")
 SPATIAL = ("recolor", "add", "erase", "move", "relayout")
 _LEVER_TAG = re.compile(r"\[lever: ([a-z+]+)\]")
 _TRAJECTORY_URI = uris.trajectory("")
-
-
-class AgentError(RuntimeError):
-    """The server refused something the agent cannot work around."""
 
 
 @dataclass
@@ -75,7 +72,7 @@ class ReferenceAgent:
         self, client: Client, condition: Condition, budget: int = 5, log: IO[str] | None = None, n: int = 1
     ) -> None:
         if condition not in CONDITIONS:
-            raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
+            raise InvalidRequest(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
         self.client = client
         self.condition = condition
         self.budget = budget
@@ -256,7 +253,7 @@ class ReferenceAgent:
 def _spec(prompt: str) -> world.SceneSpec | None:
     try:
         return world.parse(prompt)
-    except ValueError:
+    except InvalidRequest:
         return None
 
 
@@ -320,7 +317,7 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
     loop = AgentLoop(settings)
     if await anyio.to_thread.run_sync(lambda: loop.judge) is None:
         # Without verdicts the scripted agent could not tell a good round from a bad one.
-        raise ValueError(
+        raise InvalidRequest(
             f"{settings.model or 'this model'} has no server judge (GEMS_JUDGE={settings.judge}), so gems-mcp run "
             "cannot check its images; unset GEMS_MODEL to run the embedded model, or use gems-mcp serve with an "
             "agent that answers the checklist itself."
@@ -334,13 +331,13 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
         try:
             outcome = await agent.solve(prompt, seed=seed)
         except AgentError as exc:
-            # Raised outside the client's task group, so the caller sees a plain ValueError.
+            # Raised outside the client's task group, so the caller sees the sentence, not an ExceptionGroup.
             error = re.sub(r"^.*?Error executing tool \w+: ", "", str(exc))
         else:
             image = await client.read_resource(f"gems://images/{outcome.best_image_id}")
             sheet = await client.read_resource(f"gems://trajectories/{outcome.trajectory_id}/sheet.png")
     if error is not None:
-        raise ValueError(error)
+        raise InvalidRequest(error)  # the server refused the prompt: a request that cannot work
     import base64
 
     best_path = out / f"{outcome.trajectory_id}-best.png"

@@ -14,6 +14,7 @@ from PIL import Image
 from gems_mcp.bench.agent import ReferenceAgent, _apply, _canonical, _tried, run_prompt
 from gems_mcp.bench.loop import run_benchmark, server_env, split_prompts
 from gems_mcp.config import load_settings
+from gems_mcp.errors import InvalidRequest
 from gems_mcp.shapes import world
 
 
@@ -129,5 +130,5 @@ def test_a_stdio_benchmark_server_accepts_best_of_b_for_any_budget(tmp_path, mon
 @pytest.mark.anyio
 async def test_run_refuses_a_model_without_a_judge_before_generating(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMS_MODEL", str(tmp_path / "no-such-model"))
-    with pytest.raises(ValueError, match="has no server judge"):
+    with pytest.raises(InvalidRequest, match="has no server judge"):
         await run_prompt("a red circle", tmp_path / "out")

@@ -72,7 +72,7 @@ def test_unknown_trajectory_is_one_sentence_of_fact(store: MemoryStore) -> None:
         store.get_trajectory("t-123")
     assert str(err.value) == "there is no trajectory 't-123'"
     assert err.value.trajectory_id == "t-123"
-    assert isinstance(err.value, errors.NotFound) and isinstance(err.value, LookupError)
+    assert isinstance(err.value, errors.NotFound) and not isinstance(err.value, LookupError)  # no built-in base
     assert UnknownTrajectory is errors.UnknownTrajectory
 
 
