@@ -13,7 +13,7 @@ import anyio
 from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.server.subscriptions import ToolsListChanged
+from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
@@ -34,10 +34,17 @@ _RECORDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempot
 
 
 class GemsServer(MCPServer[Any]):
-    """MCPServer that remembers its connections so it can announce a changed tool list."""
+    """MCPServer that remembers its connections so it can announce a changed tool list.
+
+    Private parts of the SDK it uses (pinned to mcp 2.3.x; tests/test_sdk_private.py fails with what broke when
+    the SDK changes one): `_lowlevel_server.create_initialization_options`, `_tool_manager`, `_prompt_manager`,
+    `_handle_list_tools`, a session's `_connection`, and a tool's `fn_metadata` (arguments.py).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # Our own bus, handed to the SDK (a public argument), so tools/list_changed is published through it.
+        self.events = InMemorySubscriptionBus()
+        super().__init__(*args, subscriptions=self.events, **kwargs)
         # connection -> the latest session on it; a session's non-request notifications use the
         # connection's standalone channel, so any of them can carry tools/list_changed.
         self._sessions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -89,7 +96,7 @@ class GemsServer(MCPServer[Any]):
 
     async def announce_tools_changed(self) -> None:
         """tools/list_changed to every client: legacy sessions directly, newer ones through subscriptions."""
-        await self._subscriptions.publish(ToolsListChanged())
+        await self.events.publish(ToolsListChanged())
         for session in list(self._sessions.values()):
             try:
                 await session.send_tool_list_changed()
