@@ -147,12 +147,6 @@ class ImageStore:
     def png_bytes(self, image_id: str) -> bytes:
         return self.path(image_id).read_bytes()
 
-    def params(self, image_id: str) -> dict[str, Any]:
-        """The generation parameters stored with an image."""
-        with Image.open(self.path(image_id)) as im:
-            raw = im.text.get(PARAMS_KEY) if hasattr(im, "text") else None
-        return json.loads(raw) if raw else {}
-
     def _path(self, image_id: str) -> Path:
         return self.root / f"{image_id}.png"
 

@@ -29,8 +29,6 @@ from gems_mcp.shapes.layout import plan_layout
 Condition = Literal["single", "best-of-B", "layout", "loop", "repair", "gems", "gems+lessons"]
 CONDITIONS: tuple[Condition, ...] = ("single", "best-of-B", "layout", "loop", "repair", "gems", "gems+lessons")
 SKILL = "shapes-world"
-LEVERS = ("edit", "mirror", "reorder", "reseed")
-SPATIAL = ("recolor", "add", "erase", "move", "relayout")
 _LEVER_TAG = re.compile(r"\[lever: ([a-z+]+)\]")
 _TRAJECTORY_URI = uris.trajectory("")
 
@@ -142,38 +140,12 @@ class ReferenceAgent:
         state = await self._generate(prompt, n=self.n, seed=seed)
         current = prompt
         while not state.done:
-            _, current, mode = self._choose(prompt, current, state, [], None)
+            current, mode = _choose(prompt, current, state)
             args: dict[str, Any] = {"trajectory_id": state.trajectory_id, "prompt": current, "mode": mode}
             if mode == "edit":
                 args["strength"] = 0.55
             await self._observe(state, await self._call("refine", args))
         return state
-
-    def _choose(
-        self, intent: str, current: str, state: _State, preferred: list[str], history: dict[str, Any] | None
-    ) -> tuple[str, str, str]:
-        """The refiner: which lever to pull next, as (lever, prompt, mode)."""
-        spec = _spec(intent)
-        failed_kinds = {row["kind"] for row in state.last_failed}
-        order: list[str] = [lever for lever in preferred if lever in LEVERS]
-        if "position" in failed_kinds:
-            # An edit keeps the layout, which is what is wrong: restate the relation instead.
-            order.append("mirror")
-        elif len(state.last_failed) == 1 and state.best_fraction >= 0.5:
-            order.append("edit")
-        if "attribute" in failed_kinds or "count" in failed_kinds:
-            order.append("reorder")
-        order.append("reseed")
-        if history is None:
-            # Without memory the refiner only sees the last round: it cannot know what it tried.
-            lever = order[0]
-            return (lever, *_apply(lever, spec, current, intent))
-        tried = _tried(history)
-        for lever in dict.fromkeys(order):
-            prompt, mode = _apply(lever, spec, current, intent)
-            if lever == "reseed" or (prompt, mode) not in tried:
-                return lever, prompt, mode
-        return "reseed", *_apply("reseed", spec, current, intent)
 
     # -- talking to the server ---------------------------------------------------------------
 
@@ -226,10 +198,6 @@ class ReferenceAgent:
             print(f"round {len(state.curve)}: {passing} of {len(rows)} questions pass", file=self.log)
             for row in best_failed:
                 print(f"  ✗ {row['question']}", file=self.log)
-
-    async def _recall(self, trajectory_id: str) -> dict[str, Any]:
-        result = await self._call("recall_memory", {"trajectory_id": trajectory_id})
-        return (result.structured_content or {}).get("view") or {}
 
     async def _lessons(self, prompt: str) -> list[str]:
         """Levers that earlier, similar tasks found useful, best first."""
@@ -287,12 +255,19 @@ def _apply(lever: str, spec: world.SceneSpec | None, current: str, intent: str) 
     return current, "regenerate"
 
 
-def _tried(view: dict[str, Any]) -> set[tuple[str, str]]:
-    """(prompt, mode) pairs the memory view says were already tried."""
-    tried = {(r["prompt"], "edit" if r["mode"] == "edit" else "regenerate") for r in view.get("recent", [])}
-    digest = view.get("digest") or {}
-    tried |= {(p, "regenerate") for p in digest.get("prompts", [])}
-    return tried
+def _choose(intent: str, current: str, state: _State) -> tuple[str, str]:
+    """The memoryless refiner of the loop condition: the lever the last round calls for, as (prompt, mode).
+    It sees only the last round, so it cannot know what it tried before."""
+    failed_kinds = {row["kind"] for row in state.last_failed}
+    if "position" in failed_kinds:
+        lever = "mirror"  # an edit keeps the layout, which is what is wrong: restate the relation instead
+    elif len(state.last_failed) == 1 and state.best_fraction >= 0.5:
+        lever = "edit"
+    elif "attribute" in failed_kinds or "count" in failed_kinds:
+        lever = "reorder"
+    else:
+        lever = "reseed"
+    return _apply(lever, _spec(intent), current, intent)
 
 
 def _experience(state: _State, lever: str) -> str:

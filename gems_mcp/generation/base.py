@@ -54,9 +54,6 @@ class Capabilities:
     features: frozenset[str] = field(default_factory=frozenset)
     name: str = "the model"
 
-    def supports(self, feature: Feature) -> bool:
-        return feature in self.features
-
     def require(self, feature: Feature, what: str) -> None:
         """Raise Unsupported naming what the model cannot do."""
         if feature not in self.features:

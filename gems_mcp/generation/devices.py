@@ -54,9 +54,6 @@ class DevicePool:
         self._free = threading.Condition()
         self._loaded = False
 
-    def member(self, device: str) -> Generator:
-        return self._members[device]
-
     def load_all(self) -> None:
         """Load every device's pipeline (at preload, so no first call pays for it)."""
         for member in self._members.values():

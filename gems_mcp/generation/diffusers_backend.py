@@ -94,7 +94,9 @@ class DiffusersGenerator:
 
                 try:
                     counterpart = getattr(diffusers, auto).from_pipe(pipe)
-                except Exception as exc:  # no mapping for this pipeline class, or a component it lacks
+                # diffusers raises ValueError when no pipeline of this kind maps to the loaded class, or it lacks a
+                # component; anything else (out of memory, a bug) propagates and nothing is cached as absent.
+                except ValueError as exc:
                     raise Unsupported(
                         f"{type(pipe).__name__} has no {kind} counterpart, so it cannot {what}"
                     ) from exc

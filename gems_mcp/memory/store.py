@@ -135,10 +135,6 @@ class MemoryStore(Database):
                 raise UnknownTrajectory(trajectory_id)
             self._trajectories.remove(doc_ids=[doc_id])
 
-    def prune(self, older_than_days: float) -> int:
-        """Remove trajectories not updated for ``older_than_days``; returns how many went."""
-        return len(self.remove_stale(older_than_days))
-
     def remove_stale(self, older_than_days: float) -> list[dict[str, Any]]:
         """Remove trajectories not updated for ``older_than_days``; returns the removed records as stored."""
         if not older_than_days >= 0:

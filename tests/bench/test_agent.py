@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from gems_mcp.bench.agent import ReferenceAgent, _apply, _canonical, _tried, run_prompt
+from gems_mcp.bench.agent import ReferenceAgent, _apply, _canonical, run_prompt
 from gems_mcp.bench.loop import run_benchmark, server_env, split_prompts
 from gems_mcp.config import load_settings
 from gems_mcp.errors import InvalidRequest
@@ -30,11 +30,6 @@ def test_levers_rewrite_within_the_grammar():
     assert swapped == "a blue square and two red circles"
     assert _apply("edit", spec, "p", "p") == ("p", "edit")
     assert _canonical("An image of a RED circle.") == "a red circle"
-
-
-def test_tried_pairs_come_from_the_memory_view():
-    view = {"recent": [{"prompt": "a", "mode": "generate"}, {"prompt": "b", "mode": "edit"}], "digest": {"prompts": ["c"]}}
-    assert _tried(view) == {("a", "regenerate"), ("b", "edit"), ("c", "regenerate")}
 
 
 def test_splits_are_fixed_disjoint_and_cover_every_category():

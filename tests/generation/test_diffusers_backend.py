@@ -38,7 +38,7 @@ def test_defaults_come_from_the_loaded_pipeline(generator):
     caps = generator.capabilities()
     assert (caps.width, caps.height) == (64, 64)
     assert caps.steps == 50 and caps.guidance == 7.5
-    assert caps.supports("negative_prompt") and caps.supports("guidance")
+    assert {"negative_prompt", "guidance"} <= caps.features
     assert {"edit", "inpaint", "layout"} <= caps.features
     assert caps.name == "StableDiffusionPipeline"
 
@@ -64,7 +64,7 @@ def test_every_step_is_reported_and_stop_interrupts(generator):
 def test_edit_shares_the_loaded_weights_and_changes_the_image(generator):
     source = generator.generate(request(seeds=[9]))[0]
     edited = generator.generate(request(seeds=[10], init_image=source, strength=0.5, steps=4))[0]
-    assert generator.capabilities().supports("edit")
+    assert "edit" in generator.capabilities().features
     assert generator._img2img.unet is generator._pipe.unet
     assert generator._img2img.vae is generator._pipe.vae
     assert edited.size == (64, 64)

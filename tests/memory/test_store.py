@@ -148,7 +148,7 @@ def test_delete_and_prune_remove_only_what_they_name(store: MemoryStore) -> None
         store.save_trajectory(traj)
 
     store.delete_trajectory(doomed.id)
-    assert store.prune(older_than_days=7) == 1
+    assert len(store.remove_stale(older_than_days=7)) == 1
 
     assert [t.id for t in store.list_trajectories()] == [recent.id]
     with pytest.raises(UnknownTrajectory):
