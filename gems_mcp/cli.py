@@ -263,7 +263,7 @@ def _doctor(args: argparse.Namespace) -> int:
         caps = generator.capabilities()
         features = ", ".join(sorted(caps.features)) or "none"
         print(f"loaded {generator.name}: defaults {caps.width}x{caps.height}, {caps.steps} steps; features: {features}")
-    except Exception as exc:  # noqa: BLE001 - doctor reports whatever stops the model loading, bug or not
+    except Exception as exc:
         log.debug("the model failed to load", exc_info=True)
         print(f"model failed to load: {exc}")
         return EXIT_FAILED
@@ -283,7 +283,7 @@ def _doctor_judge(settings: Settings) -> int:
             slot = getattr(part, "slot", None)
             if slot is not None:
                 slot.get()
-    except Exception as exc:  # noqa: BLE001 - doctor reports whatever stops the judge loading, bug or not
+    except Exception as exc:
         log.debug("the judge failed to load", exc_info=True)
         print(f"judge failed to load: {exc}")
         return EXIT_FAILED

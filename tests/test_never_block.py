@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -80,10 +79,9 @@ async def test_another_process_holding_the_store_lock_stalls_only_the_write_that
         trajectory_id = uri.rsplit("/", 1)[1]
         # Once before the lock is taken: the first recall imports what it formats with (~0.2 s here, lock or not).
         await client.call_tool("recall_memory", {"trajectory_id": trajectory_id})
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(home)], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
-        try:
-            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        async with await anyio.open_process([sys.executable, "-c", HOLD_LOCK, str(home)]) as holder:
+            assert holder.stdout is not None and holder.stdin is not None
+            assert (await holder.stdout.receive()).strip() == b"held"
             async with anyio.create_task_group() as tg:
                 closed: list[Any] = []
 
@@ -98,9 +96,7 @@ async def test_another_process_holding_the_store_lock_stalls_only_the_write_that
                 print(f"store locked by another process: ping {ping_s * 1000:.0f} ms, "
                       f"recall_memory {recall_s * 1000:.0f} ms, read {read_s * 1000:.0f} ms")
                 assert not closed  # the write still waits for the other process
-                holder.communicate("\n", timeout=2)  # the other process lets go
-        finally:
-            holder.kill()
+                await holder.stdin.send(b"\n")  # the other process lets go
     assert not recall.is_error and trajectory_id in read.contents[0].text
     assert ping_s < 0.1 and recall_s < 0.1 and read_s < 0.1
     assert not closed[0].is_error and trajectory_id in closed[0].content[0].text

@@ -56,7 +56,7 @@ async def test_tools_list_has_the_loop_tools_with_truthful_annotations():
 
 
 async def test_generate_returns_summary_thumbnail_and_links_without_structured_content():
-    server, loop = make(judge=ScriptedJudge([[True, False]]), thumbnail_size=64)
+    server, _ = make(judge=ScriptedJudge([[True, False]]), thumbnail_size=64)
 
     async def go(client):
         return await client.call_tool("generate", {"prompt": "a red circle", "requirements": QUESTIONS, "n": 3, "width": 256, "height": 256})

@@ -144,7 +144,7 @@ class DeviceQueue:
                     got = await self._acquire(device)
                     handed_over = True
                     result.append(await anyio.to_thread.run_sync(job, got, abandon_on_cancel=True))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - raised again below, outside the task group
                     # Kept out of the task group, which would wrap it in an ExceptionGroup and hide
                     # a GenerationError's sentence from the caller.
                     failed.append(exc)
@@ -173,7 +173,7 @@ class DeviceQueue:
         async def one(index: int, scope: anyio.CancelScope) -> None:
             try:
                 results[index] = await self.run(works[index], combined.part(index))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - raised again once the other parts stopped
                 failed.append(exc)
                 scope.cancel()  # the other parts stop at their next step
 

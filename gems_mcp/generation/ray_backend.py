@@ -92,7 +92,7 @@ class Replica:
                     return ("images", self._model.generate(request, on_step, stop.is_set))
                 except GemsError as exc:
                     return ("error", type(exc).__name__, str(exc))
-                except Exception as exc:  # noqa: BLE001 - a bug or a device fault: logged here, one sentence back
+                except Exception as exc:
                     log.exception("generation failed in the replica")
                     return ("error", "GenerationError", f"the generator replica failed: {type(exc).__name__}: {exc}")
 

@@ -151,7 +151,7 @@ class AtomicJSONStorage(Storage):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise ValueError("the top level is not a JSON object")
+            raise ValueError("the top level is not a JSON object")  # noqa: TRY004 - read() quarantines on ValueError
         token = data.pop(_WRITE_KEY, None)
         for name, table in data.items():
             if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
