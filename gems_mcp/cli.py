@@ -279,6 +279,9 @@ def _doctor_judge(settings: Settings) -> int:
 
     try:
         judge = load_judge(settings.model_copy(update={"backend": "local"}))
+        if judge is None:
+            print("no judge was loaded")
+            return EXIT_FAILED
         for part in (getattr(judge, "detector", None), getattr(judge, "vlm", None), judge):
             slot = getattr(part, "slot", None)
             if slot is not None:

@@ -165,7 +165,7 @@ def thumbnail(image: Image.Image, max_side: int = 512) -> tuple[bytes, str]:
     im = image.convert("RGB")
     scale = max_side / max(im.size)
     if scale < 1:
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
     if buf.tell() <= _THUMBNAIL_MAX_BYTES:
@@ -191,10 +191,10 @@ def contact_sheet(
     font = ImageFont.load_default()
     for i, (im, label) in enumerate(zip(images, labels, strict=True)):
         cell = im.convert("RGB")
-        cell.thumbnail((tile, tile), Image.NEAREST if max(cell.size) <= tile // 2 else Image.LANCZOS)
+        cell.thumbnail((tile, tile), Image.Resampling.NEAREST if max(cell.size) <= tile // 2 else Image.Resampling.LANCZOS)
         if max(cell.size) < tile:
             factor = tile / max(cell.size)
-            cell = cell.resize((round(cell.width * factor), round(cell.height * factor)), Image.NEAREST)
+            cell = cell.resize((round(cell.width * factor), round(cell.height * factor)), Image.Resampling.NEAREST)
         x = pad + (i % columns) * (tile + pad)
         y = pad + (i // columns) * (tile + label_h + pad)
         sheet.paste(cell, (x + (tile - cell.width) // 2, y + (tile - cell.height) // 2))

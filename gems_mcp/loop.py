@@ -11,7 +11,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -136,7 +136,7 @@ class AgentLoop:
         caps = await self.models.ready()
         caps.check_batch(n)
         await _off_loop(self.generator.validate_prompt, prompt)  # a remote backend asks its replica
-        resolved, notes = ParamResolver(caps).first_round(params or ImageParams(), body and body.defaults, skill)
+        resolved, notes = ParamResolver(caps).first_round(params or ImageParams(), body.defaults if body else None, skill)
         check_layout(caps, layout, background)
         checklist, more_notes = await _off_loop(
             build_checklist, self.generator, intent, requirements, body, self.models.derives_checklist
@@ -188,7 +188,9 @@ class AgentLoop:
             await _off_loop(self.generator.validate_prompt, prompt)
             plan = await _off_loop(next_plan, caps, trajectory, self.images, ask)  # an edit loads its source PNG
             plan.seeds = inputs.seeds(seed, n)
-            lesson = (experience, "agent") if experience else (derive_experience(trajectory, last.index), "derived")
+            lesson: tuple[str, Literal["agent", "derived"]] = (
+                (experience, "agent") if experience else (derive_experience(trajectory, last.index), "derived")
+            )
             rnd, images = await self.runner.run(plan, len(trajectory.rounds) + 1, trajectory.checklist, progress)
             finished: list[DoneReason] = []
 
@@ -370,7 +372,7 @@ def _plan_request(
     """refine's arguments as one PlanRequest, once they fit the mode."""
     if mode not in ("regenerate", "edit", "inpaint"):
         raise InvalidRequest(f"mode must be 'regenerate', 'edit' or 'inpaint', not '{mode}'")
-    ask = PlanRequest(prompt=prompt, mode=mode, strength=strength, edits=edits, image_id=image_id, layout=layout,
+    ask = PlanRequest(prompt=prompt, mode=cast(RefineMode, mode), strength=strength, edits=edits, image_id=image_id, layout=layout,
                       background=background)
     _check_mode_arguments(ask)
     return ask

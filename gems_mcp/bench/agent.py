@@ -115,7 +115,7 @@ class ReferenceAgent:
         layout = _layout(prompt, seed) if self.condition != "repair" else None
         state = await self._generate(canonical, n=self.n, seed=seed, intent=prompt, skill=SKILL, layout=layout)
         state.planned = [tuple(r["box"]) for r in layout] if layout else None
-        relayouts, tried = 0, {}
+        relayouts, tried = 0, dict[str, int]()
         while not state.done:
             spec = _spec(prompt)
             repair = plan_repair(spec, state.found, state.planned) if spec else None
@@ -211,7 +211,7 @@ class ReferenceAgent:
     async def _call(self, tool: str, args: dict[str, Any]) -> Any:
         result = await self.client.call_tool(tool, args)
         if result.is_error:
-            raise AgentError(f"{tool} failed: {result.content[0].text}")
+            raise AgentError(f"{tool} failed: {getattr(result.content[0], 'text', '')}")
         return result
 
 
@@ -317,8 +317,8 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
 
     best_path = out / f"{outcome.trajectory_id}-best.png"
     sheet_path = out / f"{outcome.trajectory_id}-rounds.png"
-    best_path.write_bytes(base64.b64decode(image.contents[0].blob))
-    sheet_path.write_bytes(base64.b64decode(sheet.contents[0].blob))
+    best_path.write_bytes(base64.b64decode(getattr(image.contents[0], "blob", "")))
+    sheet_path.write_bytes(base64.b64decode(getattr(sheet.contents[0], "blob", "")))
     verdict = "all questions pass" if outcome.passed else f"{outcome.question_fraction:.0%} of questions pass"
     return (
         f"{verdict} after {outcome.rounds} round(s) ({outcome.seconds:.1f} s)\n"

@@ -151,7 +151,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     for o in outcomes:
         by_category[o.category].append(o)
     by_category["overall"] = list(outcomes)
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for category, items in by_category.items():
         summary[category] = {
             "prompts": len(items),

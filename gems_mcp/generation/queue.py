@@ -15,7 +15,7 @@ from typing import TypeVar
 import anyio
 import anyio.to_thread
 from anyio import from_thread
-from anyio.abc import ObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 
 from gems_mcp.errors import GenerationCancelled, InvalidRequest
 
@@ -197,7 +197,8 @@ class _CombinedProgress:
         self._lock = anyio.Lock()
 
     def part(self, index: int) -> ProgressFn | None:
-        if self._progress is None:
+        progress = self._progress
+        if progress is None:
             return None
 
         async def report(step: float, total: float | None, message: str) -> None:
@@ -205,11 +206,11 @@ class _CombinedProgress:
                 if total is None:
                     if message not in self._said:
                         self._said.add(message)
-                        await self._progress(sum(self._steps), self._total(), message)
+                        await progress(sum(self._steps), self._total(), message)
                     return
                 self._steps[index], self._totals[index] = step, total
                 done, whole = sum(self._steps), self._total()
-                await self._progress(done, whole, f"step {int(done)}/{int(whole or 0)}")
+                await progress(done, whole, f"step {int(done)}/{int(whole or 0)}")
 
         return report
 
@@ -221,7 +222,7 @@ class _CombinedProgress:
         return sum(known) + (len(self._totals) - len(known)) * sum(known) / len(known)
 
 
-def _post(send: ObjectSendStream[Progress], value: Progress) -> None:
+def _post(send: MemoryObjectSendStream[Progress], value: Progress) -> None:
     """Hand a progress value to the event loop without blocking the worker; drop it if the loop is gone."""
     try:
         from_thread.run_sync(_send_nowait, send, value)
@@ -229,7 +230,7 @@ def _post(send: ObjectSendStream[Progress], value: Progress) -> None:
         log.debug("progress after the event loop closed: %s", value[2])
 
 
-def _send_nowait(send: ObjectSendStream[Progress], value: Progress) -> None:
+def _send_nowait(send: MemoryObjectSendStream[Progress], value: Progress) -> None:
     try:
         send.send_nowait(value)
     except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):

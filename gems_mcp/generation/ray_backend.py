@@ -250,7 +250,8 @@ class RayGenerator:
                 stream.cancel()
                 raise GenerationCancelled("generation was cancelled")
             if event[0] != "step":
-                return _unwrap(("value", event[1]) if event[0] == "images" else event)
+                images: list[Image.Image] = _unwrap(("value", event[1]) if event[0] == "images" else event)
+                return images
         raise GenerationError("the generator replica ended the stream without images")
 
     def _events(self, stream: Any) -> Iterator[Event]:
@@ -352,7 +353,7 @@ def _unwrap(event: Event) -> Any:
     """The value of a replica's answer, or its error raised again as the same GemsError class."""
     if event[0] == "error":
         cls = getattr(errors, event[1], None)
-        error = GenerationError(event[2])
+        error: GemsError = GenerationError(event[2])
         if isinstance(cls, type) and issubclass(cls, GemsError):
             try:
                 error = cls(event[2]) if str(cls(event[2])) == event[2] else error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -157,7 +158,7 @@ def test_progress_counts_the_steps_the_pipeline_really_runs():
 class _NoInterruptPipeline:
     """Calls back every step but never reads an interrupt flag, like Kandinsky 3 or Stable Cascade."""
 
-    config: dict[str, object] = {}  # what from_pipe reads before it finds no counterpart of this class
+    config: ClassVar[dict[str, object]] = {}  # what from_pipe reads before it finds no counterpart of this class
 
     def __call__(self, prompt, num_images_per_prompt=1, num_inference_steps=28, output_type="pil", width=None,
                  height=None, generator=None, callback_on_step_end=None):
