@@ -138,9 +138,8 @@ class AgentLoop:
         await _off_loop(self.generator.validate_prompt, prompt)  # a remote backend asks its replica
         resolved, notes = ParamResolver(caps).first_round(params or ImageParams(), body.defaults if body else None, skill)
         check_layout(caps, layout, background)
-        checklist, more_notes = await _off_loop(
-            build_checklist, self.generator, intent, requirements, body, self.models.derives_checklist
-        )
+        checklist, more_notes = await _off_loop(build_checklist, self.generator, intent, requirements, body,
+                                                self.models.derives_checklist)
         trajectory = Trajectory(
             intent=intent, checklist=checklist, skill=skill, model=self.generator.name, max_rounds=self.settings.max_rounds
         )
@@ -188,9 +187,7 @@ class AgentLoop:
             await _off_loop(self.generator.validate_prompt, prompt)
             plan = await _off_loop(next_plan, caps, trajectory, self.images, ask)  # an edit loads its source PNG
             plan.seeds = inputs.seeds(seed, n)
-            lesson: tuple[str, Literal["agent", "derived"]] = (
-                (experience, "agent") if experience else (derive_experience(trajectory, last.index), "derived")
-            )
+            lesson = _lesson(experience, trajectory, last.index)
             rnd, images = await self.runner.run(plan, len(trajectory.rounds) + 1, trajectory.checklist, progress)
             finished: list[DoneReason] = []
 
@@ -363,6 +360,11 @@ def _finish(trajectory: Trajectory, reason: DoneReason) -> None:
     last = trajectory.rounds[-1] if trajectory.rounds else None
     if last is not None and last.experience is None:
         last.experience, last.experience_source = derive_experience(trajectory, last.index), "derived"
+
+
+def _lesson(experience: str | None, trajectory: Trajectory, index: int) -> tuple[str, Literal["agent", "derived"]]:
+    """What round ``index`` taught: the agent's words, else a sentence derived from its verdicts."""
+    return (experience, "agent") if experience else (derive_experience(trajectory, index), "derived")
 
 
 def _plan_request(
