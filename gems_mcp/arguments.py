@@ -30,8 +30,8 @@ def strict(tool: Any) -> None:
     base: type[BaseModel] = tool.fn_metadata.arg_model
     if base.model_config.get("extra") == "forbid":
         return
-    config = ConfigDict(**{**base.model_config, "extra": "forbid", "strict": True})  # type: ignore[typeddict-item]
-    model = type(base.__name__, (base,), {"model_config": config, "__module__": base.__module__})
+    config = ConfigDict(**{**base.model_config, "extra": "forbid", "strict": True})
+    model: type[BaseModel] = type(base.__name__, (base,), {"model_config": config, "__module__": base.__module__})
     tool.fn_metadata.arg_model = model
     tool.parameters = model.model_json_schema(by_alias=True)
 

@@ -1,7 +1,7 @@
 """gems-mcp serve | run | gallery | bench | skills | memory | doctor.
 
 Exit codes, every subcommand: 0 it worked, 1 the job failed (a model, a file, a failed check), 2 bad usage
-(arguments or settings that cannot work; argparse uses 2 as well).
+(arguments or settings that cannot work; argparse uses 2 as well): the table is errors.exit_code.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gems_mcp.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, GemsError, exit_code
+
 if TYPE_CHECKING:
     from gems_mcp.config import Settings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,20 +31,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
     problem = _settings_problem()
     if problem:
         print(f"gems-mcp: {problem}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     _configure_logging(args)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("gems-mcp: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # one line for the user; the traceback only when asked for
+    except (GemsError, OSError) as exc:  # a fact for the user, in one line
         if args.verbose:
             raise
+        print(f"gems-mcp {args.command}: {exc}", file=sys.stderr)
+        return exit_code(exc)
+    except Exception as exc:  # a bug: one line for the user; the traceback only when asked for
+        if args.verbose:
+            raise
+        log.debug("%s failed", args.command, exc_info=True)
         print(f"gems-mcp {args.command}: {exc} (run with --verbose for the details)", file=sys.stderr)
         return EXIT_FAILED
 
@@ -143,13 +151,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = load_settings(preload=True) if args.preload else load_settings()
     if args.transport == "http":
-        from gems_mcp.http import BindRefused, check_bind
+        from gems_mcp.errors import BindRefused
+        from gems_mcp.http import check_bind
 
         try:  # before anything loads: a refused bind is one sentence, not a traceback
             check_bind(args.host, settings)
         except BindRefused as exc:
             print(f"gems-mcp serve: {exc}.", file=sys.stderr)
-            return EXIT_USAGE
+            return exit_code(exc)
     server = create_server(settings)
     if args.transport == "stdio":
         server.run("stdio")
@@ -161,7 +170,7 @@ def _serve(args: argparse.Namespace) -> int:
             from gems_mcp.http import serve
 
             serve(server, settings, args.host, args.port)  # every route behind GEMS_HTTP_TOKEN when set
-    return 0
+    return EXIT_OK
 
 
 def _local_url(host: str, port: int) -> str:
@@ -181,12 +190,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         report = anyio.run(lambda: run_prompt(args.prompt, args.out, n=args.n, rounds=args.rounds, seed=args.seed))
-    except ValueError as exc:  # the model refused the prompt, or cannot be judged: the request cannot work
+    except (GemsError, OSError) as exc:  # a prompt the model refuses, or cannot judge, is bad usage (the table)
         print(f"gems-mcp run: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"gems-mcp run: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exit_code(exc)
     print(report)
     return EXIT_OK
 
@@ -195,7 +201,6 @@ def _run_usage_problem(args: argparse.Namespace) -> str | None:
     """What is wrong with `run`'s arguments, in one sentence, or None."""
     from gems_mcp import inputs
     from gems_mcp.config import load_settings
-    from gems_mcp.errors import GemsError
 
     settings = load_settings()
     try:
@@ -215,7 +220,7 @@ def _bench_embedded(args: argparse.Namespace) -> int:
     from gems_mcp.shapes import bench
 
     bench.run(limit=args.limit, out=sys.stdout)
-    return 0
+    return EXIT_OK
 
 
 def _bench_loop(args: argparse.Namespace) -> int:
@@ -229,12 +234,9 @@ def _bench_loop(args: argparse.Namespace) -> int:
             args.split, args.limit, args.prompts, args.budget, conditions, args.out, sys.stdout, args.transport,
             args.backend,
         ))
-    except ValueError as exc:
+    except (GemsError, OSError) as exc:
         print(f"gems-mcp bench loop: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as exc:
-        print(f"gems-mcp bench loop: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return exit_code(exc)
     return EXIT_OK
 
 
@@ -255,15 +257,16 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"torch {torch.__version__}; cuda available: {torch.cuda.is_available()}")
     except ImportError:
         print("torch is not installed")
-        return 1
+        return EXIT_FAILED
     try:
         generator = load_generator(settings)
         caps = generator.capabilities()
         features = ", ".join(sorted(caps.features)) or "none"
         print(f"loaded {generator.name}: defaults {caps.width}x{caps.height}, {caps.steps} steps; features: {features}")
     except Exception as exc:
+        log.debug("the model failed to load", exc_info=True)
         print(f"model failed to load: {exc}")
-        return 1
+        return EXIT_FAILED
     return _doctor_judge(settings)
 
 
@@ -271,17 +274,21 @@ def _doctor_judge(settings: Settings) -> int:
     """Name the server judge and, for a model judge, load its models once (where a first critique would fail)."""
     print(f"judge: {settings.judge}")
     if not settings.judge_models:
-        return 0
+        return EXIT_OK
     from gems_mcp.backends import load_judge
 
     try:
         judge = load_judge(settings.model_copy(update={"backend": "local"}))
+        if judge is None:
+            print("no judge was loaded")
+            return EXIT_FAILED
         for part in (getattr(judge, "detector", None), getattr(judge, "vlm", None), judge):
             slot = getattr(part, "slot", None)
             if slot is not None:
                 slot.get()
     except Exception as exc:
+        log.debug("the judge failed to load", exc_info=True)
         print(f"judge failed to load: {exc}")
-        return 1
+        return EXIT_FAILED
     print(f"loaded judge {judge.name} on {getattr(judge, 'device', 'cpu')}")
-    return 0
+    return EXIT_OK

@@ -42,9 +42,9 @@ class ModelFacts:
     def modes(self) -> list[str]:
         caps = self.caps
         modes = ["regenerate"]
-        if caps is None or caps.supports("edit"):
+        if caps is None or "edit" in caps.features:
             modes.append("edit")
-        if caps is None or caps.supports("inpaint"):
+        if caps is None or "inpaint" in caps.features:
             modes.append("inpaint")
         return modes
 
@@ -76,7 +76,7 @@ def model_text(model: ModelFacts) -> str:
     levers = ["seed", "prompt rewording"]
     levers += [lever for feature, lever in (("layout", "layout"), ("inpaint", "region edits (inpaint)"),
                                             ("edit", "image edit"), ("guidance", "guidance"),
-                                            ("negative_prompt", "negative prompt")) if caps.supports(feature)]  # type: ignore[arg-type]
+                                            ("negative_prompt", "negative prompt")) if feature in caps.features]
     return (
         f"Model: {model.name} ({caps.name}). It draws: {caps.draws} "
         f"Limits: width and height {caps.min_side}-{caps.max_side} px in multiples of {caps.side_multiple} "

@@ -19,6 +19,7 @@ from mcp.server.auth.middleware.bearer_auth import RequireAuthMiddleware
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -27,17 +28,13 @@ from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gems_mcp.config import Settings
-from gems_mcp.errors import GemsError
+from gems_mcp.errors import BindRefused
 from gems_mcp.gallery.login import GalleryCookieBackend, SignInRedirect, login_route
 
 log = logging.getLogger(__name__)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MCP_PATH = "/mcp"
-
-
-class BindRefused(GemsError):
-    """The HTTP server must not start as configured (a non-loopback bind without a token)."""
 
 
 class StaticTokenVerifier:
@@ -65,7 +62,7 @@ def auth_options(settings: Settings) -> dict[str, Any]:
     # No OAuth server here: the issuer is only a required field; no metadata routes are added
     # because resource_server_url is unset.
     return {"token_verifier": token_verifier,
-            "auth": AuthSettings(issuer_url="http://127.0.0.1", resource_server_url=None)}
+            "auth": AuthSettings(issuer_url=AnyHttpUrl("http://127.0.0.1"), resource_server_url=None)}
 
 
 def check_bind(host: str, settings: Settings) -> None:

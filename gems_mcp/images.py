@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
-from gems_mcp.errors import InvalidRequest, NotFound, StoreError
+from gems_mcp.errors import InvalidRequest, StoreError, UnknownImage
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ TMP_GRACE_S = 600.0
 PARAMS_KEY = "gems:params"
 # Thumbnails above this size are re-encoded as JPEG so a tool result stays small.
 _THUMBNAIL_MAX_BYTES = 300_000
-
-
-class UnknownImage(NotFound):
-    """An image id that is malformed or not in the store."""
 
 
 def cannot_write(path: Path, exc: OSError) -> str:
@@ -151,12 +147,6 @@ class ImageStore:
     def png_bytes(self, image_id: str) -> bytes:
         return self.path(image_id).read_bytes()
 
-    def params(self, image_id: str) -> dict[str, Any]:
-        """The generation parameters stored with an image."""
-        with Image.open(self.path(image_id)) as im:
-            raw = im.text.get(PARAMS_KEY) if hasattr(im, "text") else None
-        return json.loads(raw) if raw else {}
-
     def _path(self, image_id: str) -> Path:
         return self.root / f"{image_id}.png"
 
@@ -175,7 +165,7 @@ def thumbnail(image: Image.Image, max_side: int = 512) -> tuple[bytes, str]:
     im = image.convert("RGB")
     scale = max_side / max(im.size)
     if scale < 1:
-        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.LANCZOS)
+        im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
     if buf.tell() <= _THUMBNAIL_MAX_BYTES:
@@ -201,10 +191,10 @@ def contact_sheet(
     font = ImageFont.load_default()
     for i, (im, label) in enumerate(zip(images, labels, strict=True)):
         cell = im.convert("RGB")
-        cell.thumbnail((tile, tile), Image.NEAREST if max(cell.size) <= tile // 2 else Image.LANCZOS)
+        cell.thumbnail((tile, tile), Image.Resampling.NEAREST if max(cell.size) <= tile // 2 else Image.Resampling.LANCZOS)
         if max(cell.size) < tile:
             factor = tile / max(cell.size)
-            cell = cell.resize((round(cell.width * factor), round(cell.height * factor)), Image.NEAREST)
+            cell = cell.resize((round(cell.width * factor), round(cell.height * factor)), Image.Resampling.NEAREST)
         x = pad + (i % columns) * (tile + pad)
         y = pad + (i // columns) * (tile + label_h + pad)
         sheet.paste(cell, (x + (tile - cell.width) // 2, y + (tile - cell.height) // 2))

@@ -11,7 +11,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -32,7 +32,7 @@ from gems_mcp.memory.store import MemoryStore
 from gems_mcp.memory.views import MemoryView, build_view, derive_experience
 from gems_mcp.params import ParamResolver
 from gems_mcp.results import recall_text
-from gems_mcp.rounds import RoundPlan, RoundRunner, check_layout, next_plan
+from gems_mcp.rounds import PlanRequest, RoundPlan, RoundRunner, check_layout, next_plan
 from gems_mcp.types import DoneReason, ImageParams, RefineMode, Region, Round, Trajectory
 from gems_mcp.verdicts import VerdictInput, agent_verdicts, candidate, check_open
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from gems_mcp.skills import SkillLibrary
 
 log = logging.getLogger(__name__)
-
+T = TypeVar("T")
 
 
 @dataclass
@@ -129,17 +129,18 @@ class AgentLoop:
         """Start a trajectory: fix its checklist and run round 1."""
         prompt = inputs.prompt(prompt)
         intent = inputs.prompt(intent, "intent") if intent is not None else prompt
-        _check_writable(self)
+        await _check_writable(self)
         inputs.candidates(n, self.settings.max_candidates)
         inputs.seed(seed)
         body = self.skills.body(skill) if skill is not None else None
         caps = await self.models.ready()
         caps.check_batch(n)
-        _check_prompt(self.generator, prompt)
-        resolved, notes = ParamResolver(caps).first_round(params or ImageParams(), body and body.defaults, skill)
+        await _off_loop(_check_prompt, self.generator, prompt)  # a remote backend asks its replica
+        resolved, notes = ParamResolver(caps).first_round(params or ImageParams(), body.defaults if body else None, skill)
         check_layout(caps, layout, background)
         # Read from the prompt: intent is the user's words, stored as given and never parsed.
-        checklist, more_notes = build_checklist(self.generator, prompt, requirements, body, self.models.derives_checklist, layout)
+        checklist, more_notes = await _off_loop(build_checklist, self.generator, prompt, requirements, body,
+                                                self.models.derives_checklist, layout)
         trajectory = Trajectory(
             intent=intent, checklist=checklist, skill=skill, model=self.generator.name, max_rounds=self.settings.max_rounds
         )
@@ -148,8 +149,8 @@ class AgentLoop:
         trajectory.rounds.append(rnd)
         finished = self._settle(trajectory)
         # Stored only with its first round: a failed or cancelled round 1 leaves no empty trajectory.
-        self.store.save_trajectory(trajectory)
-        self._keep_lessons(trajectory, finished)
+        await _off_loop(self.store.save_trajectory, trajectory)
+        await self._keep_lessons(trajectory, bool(finished))
         return RoundResult(trajectory, rnd, images, notes + more_notes + plan.notes)
 
     # -- refine -------------------------------------------------------------------------
@@ -173,21 +174,21 @@ class AgentLoop:
         """Record what the last round taught, then run the next round."""
         prompt = inputs.prompt(prompt)
         experience = inputs.experience(experience)
-        _check_writable(self)
+        await _check_writable(self)
         inputs.seed(seed)
-        _check_mode_arguments(mode, strength, edits, image_id, layout, background)
+        ask = _plan_request(prompt, mode, strength, edits, image_id, layout, background)
         async with self._lock(trajectory_id):
-            trajectory = self.store.get_trajectory(trajectory_id)
+            trajectory = await _off_loop(self.store.get_trajectory, trajectory_id)
             trajectory.check_can_continue()
             caps = await self.models.ready()
             last = trajectory.rounds[-1]
             n = len(last.candidates) if n is None else n
             inputs.candidates(n, self.settings.max_candidates)
             caps.check_batch(n)
-            _check_prompt(self.generator, prompt)
-            plan = next_plan(caps, trajectory, self.images, prompt, mode, strength, edits, image_id, layout, background)
+            await _off_loop(_check_prompt, self.generator, prompt)
+            plan = await _off_loop(next_plan, caps, trajectory, self.images, ask)  # an edit loads its source PNG
             plan.seeds = inputs.seeds(seed, n)
-            lesson = (experience, "agent") if experience else (derive_experience(trajectory, last.index), "derived")
+            lesson = _lesson(experience, trajectory, last.index)
             rnd, images = await self.runner.run(plan, len(trajectory.rounds) + 1, trajectory.checklist, progress)
             finished: list[DoneReason] = []
 
@@ -202,8 +203,8 @@ class AgentLoop:
                 finished.extend(filter(None, [self._settle(current)]))
                 return current
 
-            trajectory = self.store.update_trajectory(trajectory_id, commit)
-            self._keep_lessons(trajectory, bool(finished))
+            trajectory = await _off_loop(self.store.update_trajectory, trajectory_id, commit)
+            await self._keep_lessons(trajectory, bool(finished))
             return RoundResult(trajectory, trajectory.rounds[-1], images, plan.notes)
 
     # -- critique -----------------------------------------------------------------------
@@ -217,7 +218,7 @@ class AgentLoop:
     ) -> tuple[Trajectory, Round, list[str]]:
         """Judge a round with the server judge, or record the agent's verdicts for one of its images."""
         async with self._lock(trajectory_id):
-            trajectory = self.store.get_trajectory(trajectory_id)
+            trajectory = await _off_loop(self.store.get_trajectory, trajectory_id)
             index = trajectory.round(round_index).index
             notes: list[str] = []
             update: Callable[[Round], None]
@@ -252,8 +253,8 @@ class AgentLoop:
                 finished.extend(filter(None, [self._settle(current)]))
                 return current
 
-            trajectory = self.store.update_trajectory(trajectory_id, commit)
-            self._keep_lessons(trajectory, bool(finished))
+            trajectory = await _off_loop(self.store.update_trajectory, trajectory_id, commit)
+            await self._keep_lessons(trajectory, bool(finished))
             return trajectory, trajectory.round(index), notes
 
     # -- close and recall ---------------------------------------------------------------
@@ -269,8 +270,8 @@ class AgentLoop:
                     finished.append(True)
                 return current
 
-            trajectory = self.store.update_trajectory(trajectory_id, commit)
-            self._keep_lessons(trajectory, bool(finished))
+            trajectory = await _off_loop(self.store.update_trajectory, trajectory_id, commit)
+            await self._keep_lessons(trajectory, bool(finished))
             return trajectory
 
     def recall(self, trajectory_id: str | None = None, query: str | None = None, budget: int | None = None) -> Recall:
@@ -300,12 +301,12 @@ class AgentLoop:
             _finish(trajectory, reason)
         return reason
 
-    def _keep_lessons(self, trajectory: Trajectory, finished: bool) -> None:
+    async def _keep_lessons(self, trajectory: Trajectory, finished: bool) -> None:
         if not finished:
             return
         lessons = extract_lessons(trajectory)
         if lessons:
-            self.store.add_lessons(lessons)
+            await _off_loop(self.store.add_lessons, lessons)
         log.info("trajectory %s done (%s), %d lessons kept", trajectory.id, trajectory.done_reason, len(lessons))
 
     def _lock(self, trajectory_id: str) -> anyio.Lock:
@@ -327,10 +328,20 @@ def _check_prompt(generator: Generator, prompt: str) -> None:
         raise type(exc)(f"prompt: {exc}") from exc
 
 
-def _check_writable(loop: AgentLoop) -> None:
+async def _check_writable(loop: AgentLoop) -> None:
     """Before any device work: a round that cannot be stored is not worth generating."""
-    loop.store.check_writable()
-    loop.images.check_writable()
+
+    def check() -> None:
+        loop.store.check_writable()
+        loop.images.check_writable()
+
+    await _off_loop(check)
+
+
+async def _off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run a call that may wait on disk, the store's file lock or a remote model in a worker thread, so the
+    event loop keeps answering every other request meanwhile."""
+    return await anyio.to_thread.run_sync(fn, *args)
 
 
 def _fit_and_count(store: MemoryStore, recall: Recall, budget: int) -> Recall:
@@ -360,20 +371,35 @@ def _finish(trajectory: Trajectory, reason: DoneReason) -> None:
         last.experience, last.experience_source = derive_experience(trajectory, last.index), "derived"
 
 
-def _check_mode_arguments(
-    mode: str, strength: float | None, edits: list[Region] | None, image_id: str | None,
+def _lesson(experience: str | None, trajectory: Trajectory, index: int) -> tuple[str, Literal["agent", "derived"]]:
+    """What round ``index`` taught: the agent's words, else a sentence derived from its verdicts."""
+    return (experience, "agent") if experience else (derive_experience(trajectory, index), "derived")
+
+
+def _plan_request(
+    prompt: str, mode: str, strength: float | None, edits: list[Region] | None, image_id: str | None,
     layout: list[Region] | None, background: str | None,
-) -> None:
+) -> PlanRequest:
+    """refine's arguments as one PlanRequest, once they fit the mode."""
     if mode not in ("regenerate", "edit", "inpaint"):
         raise InvalidRequest(f"mode must be 'regenerate', 'edit' or 'inpaint', not '{mode}'")
-    given = {"strength": strength, "edits": edits, "image_id": image_id, "layout": layout, "background": background}
+    ask = PlanRequest(prompt=prompt, mode=cast(RefineMode, mode), strength=strength, edits=edits, image_id=image_id, layout=layout,
+                      background=background)
+    _check_mode_arguments(ask)
+    return ask
+
+
+def _check_mode_arguments(ask: PlanRequest) -> None:
+    mode = ask.mode
+    given = {"strength": ask.strength, "edits": ask.edits, "image_id": ask.image_id, "layout": ask.layout,
+             "background": ask.background}
     allowed = {"regenerate": {"layout", "background"}, "edit": {"strength", "image_id"},
                "inpaint": {"edits", "image_id", "strength"}}[mode]
     wrong = [name for name, value in given.items() if value is not None and name not in allowed]
     if wrong:
         verb = "does" if len(wrong) == 1 else "do"
         raise InvalidRequest(f"{' and '.join(wrong)} {verb} not apply to mode='{mode}', which takes {', '.join(sorted(allowed))}")
-    if mode == "inpaint" and not edits:
+    if mode == "inpaint" and not ask.edits:
         raise InvalidRequest("mode='inpaint' needs edits: [{box: [x0, y0, x1, y1], prompt: ...}, ...]")
 
 

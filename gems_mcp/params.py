@@ -33,7 +33,7 @@ class ParamResolver:
                     "the model's own were used"
                 )
         merged.update(call.model_dump(exclude_none=True))
-        return self.capabilities.resolve(ImageParams(**merged)), notes
+        return self.capabilities.resolve(ImageParams.model_validate(merged)), notes
 
     def next_round(
         self, last: GenerationParams, strength: float | None = None, source_image_id: str | None = None

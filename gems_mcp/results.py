@@ -149,9 +149,10 @@ def critique_result(trajectory: Trajectory, rnd: Round, notes: list[str]) -> Cri
         answers = {}
         for c in rnd.candidates:
             v = next((v for v in c.verdicts or [] if v.requirement_id == req.id), None)
-            answers[c.image_id] = None if v is None else {"passed": v.passed, "note": v.note, "judge": v.judge}
-            if v is not None and v.probability is not None:
-                answers[c.image_id]["probability"] = v.probability  # P(yes) from a VLM judge
+            answer: dict[str, Any] | None = None if v is None else {"passed": v.passed, "note": v.note, "judge": v.judge}
+            if answer is not None and v is not None and v.probability is not None:
+                answer["probability"] = v.probability  # P(yes) from a VLM judge
+            answers[c.image_id] = answer
         judged = any(a is not None and a["judge"] != "agent" for a in answers.values())
         who = "judge" if judged else "agent"
         rows.append({"id": req.id, "question": req.question, "kind": req.kind, "answered_by": who, "answers": answers})

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 from PIL import Image
+from pydantic import BaseModel
 
 from gems_mcp import inputs
 from gems_mcp.errors import InvalidRequest, JudgeError
@@ -61,19 +62,26 @@ class RoundPlan:
 DEFAULT_EDIT_STRENGTH = 0.6
 
 
-def next_plan(
-    caps: Capabilities,
-    trajectory: Trajectory,
-    images: ImageStore,
-    prompt: str,
-    mode: RefineMode,
-    strength: float | None,
-    edits: list[Region] | None,
-    image_id: str | None,
-    layout: list[Region] | None,
-    background: str | None,
-) -> RoundPlan:
-    """What the next round is made from: a new layout, an image-to-image edit, or region edits."""
+class PlanRequest(BaseModel):
+    """What the agent asked of the next round (refine's arguments), before it is checked against the model."""
+
+    prompt: str
+    mode: RefineMode = "regenerate"
+    strength: float | None = None
+    edits: list[Region] | None = None
+    """inpaint: the boxes to repaint."""
+    image_id: str | None = None
+    """edit/inpaint: the image to start from (default the best so far)."""
+    layout: list[Region] | None = None
+    """regenerate: a new layout (None keeps the last round's, [] drops it)."""
+    background: str | None = None
+
+
+def next_plan(caps: Capabilities, trajectory: Trajectory, images: ImageStore, ask: PlanRequest) -> RoundPlan:
+    """What the next round is made from: a new layout, an image-to-image edit, or region edits (loads an edit's
+    source image: call it off the event loop)."""
+    prompt, mode, strength, edits = ask.prompt, ask.mode, ask.strength, ask.edits
+    image_id, layout, background = ask.image_id, ask.layout, ask.background
     last = trajectory.rounds[-1]
     resolver = ParamResolver(caps)
     if mode == "regenerate":
@@ -145,7 +153,7 @@ class RoundRunner:
             return work
 
         # Several devices: the candidates are split by seed, one part per device, run side by side.
-        parts = split_request(request, len(self.queue.devices))
+        parts = split_request(request, len(await self.queue.ready_devices()))
         images = [im for part in await self.queue.run_all([work_on(p) for p in parts], progress) for im in part]
         done = time.perf_counter()
         began = min(started) if started else done
@@ -180,7 +188,8 @@ class RoundRunner:
         """The server judge's verdicts and detections on every candidate; agent answers it cannot give are kept."""
         judge = self._judge()
         assert judge is not None
-        covered = [r for r in checklist if judge.covers(r)]
+        # A remote judge answers `covers` from its replica: asked in a worker thread, off the event loop.
+        covered = await anyio.to_thread.run_sync(lambda: [r for r in checklist if judge.covers(r)])
         if not covered:
             return
 
@@ -194,7 +203,8 @@ class RoundRunner:
         # The judge's model shares the device with the generator: its work waits in the same queue, for the
         # judge's own device when the queue spreads jobs over several.
         on = getattr(judge, "device", None)
-        judgements = await self.queue.run(verify, progress, device=on if on in self.queue.devices else None)
+        devices = await self.queue.ready_devices()
+        judgements = await self.queue.run(verify, progress, device=on if on in devices else None)
         if len(judgements) != len(rnd.candidates):
             raise JudgeError(f"the judge {judge.name} answered for {len(judgements)} of {len(rnd.candidates)} images")
         covered_ids = {r.id for r in covered}

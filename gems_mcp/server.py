@@ -6,14 +6,15 @@ import base64
 import json
 import logging
 import weakref
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
 import anyio
 from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.server.subscriptions import ToolsListChanged
+from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
@@ -24,7 +25,7 @@ from gems_mcp.errors import GemsError, JudgeError, NotFound, NotJudged, Trajecto
 from gems_mcp.images import contact_sheet, encode_png, thumbnail
 from gems_mcp.loop import AgentLoop, RefineMode, RoundResult, VerdictInput
 from gems_mcp.results import CritiqueResult, RecallResult
-from gems_mcp.types import ImageParams, Region, Trajectory
+from gems_mcp.types import ImageParams, Region
 
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,17 @@ _RECORDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempot
 
 
 class GemsServer(MCPServer[Any]):
-    """MCPServer that remembers its connections so it can announce a changed tool list."""
+    """MCPServer that remembers its connections so it can announce a changed tool list.
+
+    Private parts of the SDK it uses (pinned to mcp 2.3.x; tests/test_sdk_private.py fails with what broke when
+    the SDK changes one): `_lowlevel_server.create_initialization_options`, `_tool_manager`, `_prompt_manager`,
+    `_handle_list_tools`, a session's `_connection`, and a tool's `fn_metadata` (arguments.py).
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        # Our own bus, handed to the SDK (a public argument), so tools/list_changed is published through it.
+        self.events = InMemorySubscriptionBus()
+        super().__init__(*args, subscriptions=self.events, **kwargs)
         # connection -> the latest session on it; a session's non-request notifications use the
         # connection's standalone channel, so any of them can carry tools/list_changed.
         self._sessions: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
@@ -89,7 +97,7 @@ class GemsServer(MCPServer[Any]):
 
     async def announce_tools_changed(self) -> None:
         """tools/list_changed to every client: legacy sessions directly, newer ones through subscriptions."""
-        await self._subscriptions.publish(ToolsListChanged())
+        await self.events.publish(ToolsListChanged())
         for session in list(self._sessions.values()):
             try:
                 await session.send_tool_list_changed()
@@ -286,10 +294,28 @@ def advise(exc: GemsError) -> str:
 
 async def _call(awaitable: Any) -> Any:
     """Await a loop operation, turning its errors into isError tool results with advice."""
-    try:
+    with _tool_errors():
         return await awaitable
+
+
+@contextmanager
+def _tool_errors() -> Iterator[None]:
+    """The one mapping of the error tree to tool results: an isError result, the fact plus advice."""
+    try:
+        yield
     except GemsError as exc:
         raise ToolError(advise(exc)) from exc
+
+
+@contextmanager
+def _resource_errors() -> Iterator[None]:
+    """The one mapping of the error tree to resources/read errors: an id naming nothing is 'not found'."""
+    try:
+        yield
+    except NotFound as exc:
+        raise ResourceNotFoundError(str(exc)) from exc
+    except GemsError as exc:  # no rounds yet, a path outside a skill, an image file deleted by hand
+        raise ResourceError(str(exc)) from exc
 
 
 def _progress(ctx: Context) -> Any:
@@ -337,17 +363,16 @@ def _structured(text: str, result: BaseModel) -> CallToolResult:
 def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
     @mcp.resource(uris.IMAGE, name="image", mime_type="image/png", description="A full-size generated PNG.")
     def image(image_id: str) -> bytes:
-        try:
+        with _resource_errors():
             return loop.images.png_bytes(image_id)
-        except NotFound as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
 
     @mcp.resource(
         uris.TRAJECTORY, name="trajectory", mime_type="application/json",
         description="A trajectory: intent, checklist and every round (with layouts, edits and detections), as JSON.",
     )
     def trajectory(trajectory_id: str) -> str:
-        found = _trajectory(loop, trajectory_id)
+        with _resource_errors():
+            found = loop.trajectory(trajectory_id)
         return json.dumps({"answer": results.answer_text(found), **found.model_dump(mode="json")}, indent=1)
 
     @mcp.resource(
@@ -355,32 +380,19 @@ def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
         description="Contact sheet: each round's best image labelled with its round and score.",
     )
     def sheet(trajectory_id: str) -> bytes:
-        try:
-            return encode_png(results.trajectory_sheet(_trajectory(loop, trajectory_id), loop.images))
-        except GemsError as exc:  # no rounds yet, or an image file deleted by hand
-            raise ResourceError(str(exc)) from exc
+        with _resource_errors():
+            return encode_png(results.trajectory_sheet(loop.trajectory(trajectory_id), loop.images))
 
     @mcp.resource(uris.SKILL, name="skill", mime_type="text/markdown", description="A skill's full instructions.")
     def skill(skill_id: str) -> str:
-        try:
+        with _resource_errors():
             return results.skill_text(skill_id, "(your prompt)", loop.skills.body(skill_id))
-        except LookupError as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
 
     @mcp.resource(uris.SKILL_FILE, name="skill reference", mime_type="text/markdown",
                   description="A reference file of a skill (see its references list).")
     def skill_reference(skill_id: str, file: str) -> str:
-        try:
+        with _resource_errors():
             return loop.skills.reference(skill_id, file)
-        except (LookupError, ValueError) as exc:
-            raise ResourceNotFoundError(str(exc)) from exc
-
-
-def _trajectory(loop: AgentLoop, trajectory_id: str) -> Trajectory:
-    try:
-        return loop.trajectory(trajectory_id)
-    except NotFound as exc:
-        raise ResourceNotFoundError(str(exc)) from exc
 
 
 def _add_prompts(mcp: GemsServer, model: guide.ModelFacts) -> None:
@@ -412,10 +424,8 @@ def _skill_tool(loop: AgentLoop, skill_id: str) -> Any:
     async def call_skill(
         prompt: Annotated[str, Field(description="The user's prompt, to rewrite with this skill's instructions.")],
     ) -> str:
-        try:
+        with _tool_errors():
             body = loop.skills.body(skill_id)
-        except LookupError as exc:
-            raise ToolError(str(exc)) from exc
         return results.skill_text(skill_id, prompt, body)
 
     return call_skill

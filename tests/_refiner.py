@@ -16,7 +16,7 @@ def main(home: str, trajectory_id: str, count: int, tag: str) -> None:
     loop = AgentLoop(load_settings(home=Path(home)), generator=FakeGenerator(), judge=ScriptedJudge([[False]]))
     for i in range(count):
         # A script in its own OS process (started by tests/test_loop_processes.py), not a test: no pytest loop here.
-        anyio.run(lambda: loop.refine(trajectory_id, f"{tag} {i}", experience=f"{tag} try {i}"))
+        anyio.run(lambda i=i: loop.refine(trajectory_id, f"{tag} {i}", experience=f"{tag} try {i}"))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ class FakeGenerator:
         self.max_active = 0
         self.steps_run = 0
         self.stopped = 0
+        self.stop_seen = threading.Event()
+        """Set when a generation noticed a stop request and ended."""
         self._lock = threading.Lock()
 
     def capabilities(self) -> Capabilities:
@@ -72,6 +74,7 @@ class FakeGenerator:
                     on_step(step, steps)
                 if should_stop and should_stop():
                     self.stopped += 1
+                    self.stop_seen.set()
                     raise GenerationCancelled("stopped")
             return [self._draw(request, seed) for seed in request.seeds]
         finally:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gc
+import json
 
 import pytest
+from PIL import Image
 
 from gems_mcp.config import load_settings
 from gems_mcp.errors import GemsError as LoopError
 from gems_mcp.errors import GenerationError
+from gems_mcp.images import PARAMS_KEY
 from gems_mcp.loop import AgentLoop, VerdictInput
 from gems_mcp.types import ImageParams, Trajectory
 from tests.fakes import FakeGenerator, ScriptedJudge
@@ -31,7 +34,8 @@ async def test_generate_fixes_the_checklist_and_stores_each_candidate():
     assert [c.seed for c in result.round.candidates] == [10, 11, 12]
     for c in result.round.candidates:
         assert loop.images.path(c.image_id).exists()
-        assert loop.images.params(c.image_id)["seed"] == c.seed
+        with Image.open(loop.images.path(c.image_id)) as png:  # the parameters travel with the PNG
+            assert json.loads(png.text[PARAMS_KEY])["seed"] == c.seed
     assert traj.intent == "a red circle under a blue sky"
 
 

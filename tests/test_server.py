@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 import time
 
 import anyio
@@ -55,7 +56,7 @@ async def test_tools_list_has_the_loop_tools_with_truthful_annotations():
 
 
 async def test_generate_returns_summary_thumbnail_and_links_without_structured_content():
-    server, loop = make(judge=ScriptedJudge([[True, False]]), thumbnail_size=64)
+    server, _ = make(judge=ScriptedJudge([[True, False]]), thumbnail_size=64)
 
     async def go(client):
         return await client.call_tool("generate", {"prompt": "a red circle", "requirements": QUESTIONS, "n": 3, "width": 256, "height": 256})
@@ -104,9 +105,7 @@ async def test_cancelling_a_call_stops_denoising_within_a_step():
             tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x", "steps": 40}, progress_callback=on_progress))
             await started.wait()
             tg.cancel_scope.cancel()
-        deadline = time.monotonic() + 5
-        while generator.active and time.monotonic() < deadline:
-            await anyio.sleep(0.01)
+        assert await anyio.to_thread.run_sync(generator.stop_seen.wait, 5)
 
     await session(go, server)
     assert generator.stopped == 1
@@ -259,41 +258,57 @@ async def test_an_error_the_backend_raises_while_generating_reaches_the_agent_as
     assert not good.is_error
 
 
-class _SlowLoadingGenerator(FakeGenerator):
-    """Takes a while to load its model on first use, as a real pipeline does."""
+class _Gate:
+    """A step a fake stops at (loading a model, saving a PNG) until the test opens it."""
 
-    def __init__(self, load_seconds: float) -> None:
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+
+    def pass_through(self) -> None:
+        self.reached.set()
+        self.opened.wait(30)
+
+    async def wait_reached(self) -> None:
+        assert await anyio.to_thread.run_sync(self.reached.wait, 30)
+
+
+class _SlowLoadingGenerator(FakeGenerator):
+    """Loads its model on first use until the test lets it finish, as a real pipeline takes a while to."""
+
+    def __init__(self, gate: _Gate) -> None:
         super().__init__()
-        self.load_seconds = load_seconds
+        self.gate = gate
         self.loaded = False
 
     def capabilities(self):
         if not self.loaded:
-            time.sleep(self.load_seconds)
+            self.gate.pass_through()
             self.loaded = True
         return super().capabilities()
 
 
-async def list_tools_while_generating(server, busy_after: float) -> float:
-    """Seconds from starting a generate call to the answer of a tools/list sent `busy_after` later."""
+async def list_tools_while_generating(server, gate: _Gate) -> float:
+    """Seconds tools/list takes while a generate call is held at `gate`."""
     waited = []
 
     async def go(client):
         async with anyio.create_task_group() as tg:
-            t0 = time.monotonic()
             tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x"}))
-            await anyio.sleep(busy_after)
+            await gate.wait_reached()
+            t0 = time.monotonic()
             await client.list_tools()
             waited.append(time.monotonic() - t0)
+            gate.opened.set()
 
     await session(go, server)
     return waited[0]
 
 
 async def test_the_server_keeps_answering_while_the_model_loads():
-    server, _ = make(_SlowLoadingGenerator(load_seconds=2.0))
-    # 0.2 s in, generate is loading the model
-    assert await list_tools_while_generating(server, busy_after=0.2) < 1.0
+    gate = _Gate()
+    server, _ = make(_SlowLoadingGenerator(gate))
+    assert await list_tools_while_generating(server, gate) < 0.5
 
 
 async def test_judge_exact_without_an_exact_judge_is_refused_before_any_image_is_made():
@@ -310,16 +325,22 @@ async def test_judge_exact_without_an_exact_judge_is_refused_before_any_image_is
 
 
 class _MissingModelGenerator(FakeGenerator):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tried = threading.Event()
+
     def capabilities(self):
+        self.tried.set()
         raise GenerationError("GEMS_MODEL='/nope' does not exist; give a diffusers pipeline folder or a hub id.")
 
 
 async def test_a_model_that_fails_to_preload_is_a_clear_error_and_the_server_keeps_serving():
     s = load_settings(preload=True)
-    server = create_server(s, AgentLoop(s, generator=_MissingModelGenerator()))
+    generator = _MissingModelGenerator()
+    server = create_server(s, AgentLoop(s, generator=generator))
 
     async def go(client):
-        await anyio.sleep(0.2)  # the preload has failed by now
+        assert await anyio.to_thread.run_sync(generator.tried.wait, 30)  # the preload tried and failed
         tools = await client.list_tools()
         return tools, await client.call_tool("generate", {"prompt": "x"})
 
@@ -365,36 +386,44 @@ async def test_contact_sheet_labels_show_scores_only_for_judged_candidates():
 
 
 class _SlowImageStore(ImageStore):
-    """Encodes as slowly as a batch of large PNGs does."""
+    """Encodes until the test lets it finish, as a batch of large PNGs takes seconds."""
+
+    def __init__(self, root, gate: _Gate) -> None:
+        super().__init__(root)
+        self.gate = gate
 
     def save(self, image, params=None):
-        time.sleep(1.5)
+        self.gate.pass_through()
         return super().save(image, params)
 
 
 async def test_the_server_keeps_answering_while_a_round_is_saved():
     s = load_settings()
-    loop = AgentLoop(s, generator=FakeGenerator(), judge=None, images=_SlowImageStore(s.home / "images"))
+    gate = _Gate()
+    loop = AgentLoop(s, generator=FakeGenerator(), judge=None, images=_SlowImageStore(s.home / "images", gate))
     server = create_server(s, loop)
-    # 0.3 s in, the round is being saved
-    assert await list_tools_while_generating(server, busy_after=0.3) < 1.2
+    assert await list_tools_while_generating(server, gate) < 0.5
 
 
 async def test_cancelling_a_call_while_the_model_loads_returns_at_once_and_the_load_goes_on():
-    generator = _SlowLoadingGenerator(load_seconds=1.5)
+    gate = _Gate()
+    generator = _SlowLoadingGenerator(gate)
     server, _ = make(generator)
     took = []
 
     async def go(client):
-        t0 = time.monotonic()
-        with anyio.move_on_after(0.3):
-            await client.call_tool("generate", {"prompt": "x"})
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: client.call_tool("generate", {"prompt": "x"}))
+            await gate.wait_reached()
+            t0 = time.monotonic()
+            tg.cancel_scope.cancel()
         await client.list_tools()
         took.append(time.monotonic() - t0)
+        gate.opened.set()  # the load goes on after its call was cancelled
         return await client.call_tool("generate", {"prompt": "x"})
 
     result = await session(go, server)
-    assert took[0] < 1.0
+    assert took[0] < 0.5
     assert not result.is_error and generator.loaded
 
 

@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 from gems_mcp.commands.skills import add_skills_command
+from gems_mcp.errors import InvalidRequest
 from gems_mcp.skills import (
     MAX_DESCRIPTION_CHARS,
     InvalidSkill,
@@ -289,7 +290,7 @@ def test_reference_reads_only_files_inside_the_skill_folder(tmp_path):
 
     assert library.reference("alpha", "references/notes.md") == "kerning tips"
     for bad in ("/etc/passwd", "../secret.txt", "references/../../secret.txt"):
-        with pytest.raises(ValueError, match="not allowed"):
+        with pytest.raises(InvalidRequest, match="not allowed"):
             library.reference("alpha", bad)
     with pytest.raises(UnknownReference, match="references/notes.md"):
         library.reference("alpha", "SKILL.md")

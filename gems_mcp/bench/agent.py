@@ -22,20 +22,15 @@ from mcp import Client
 from gems_mcp import uris
 from gems_mcp.bench.repair import plan_repair
 from gems_mcp.checks import Detection
+from gems_mcp.errors import AgentError, InvalidRequest
 from gems_mcp.shapes import world
 from gems_mcp.shapes.layout import plan_layout
 
 Condition = Literal["single", "best-of-B", "layout", "loop", "repair", "gems", "gems+lessons"]
 CONDITIONS: tuple[Condition, ...] = ("single", "best-of-B", "layout", "loop", "repair", "gems", "gems+lessons")
 SKILL = "shapes-world"
-LEVERS = ("edit", "mirror", "reorder", "reseed")
-SPATIAL = ("recolor", "add", "erase", "move", "relayout")
 _LEVER_TAG = re.compile(r"\[lever: ([a-z+]+)\]")
 _TRAJECTORY_URI = uris.trajectory("")
-
-
-class AgentError(RuntimeError):
-    """The server refused something the agent cannot work around."""
 
 
 @dataclass
@@ -75,7 +70,7 @@ class ReferenceAgent:
         self, client: Client, condition: Condition, budget: int = 5, log: IO[str] | None = None, n: int = 1
     ) -> None:
         if condition not in CONDITIONS:
-            raise ValueError(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
+            raise InvalidRequest(f"unknown condition {condition!r}; choose from {', '.join(CONDITIONS)}")
         self.client = client
         self.condition = condition
         self.budget = budget
@@ -120,7 +115,7 @@ class ReferenceAgent:
         layout = _layout(prompt, seed) if self.condition != "repair" else None
         state = await self._generate(canonical, n=self.n, seed=seed, intent=prompt, skill=SKILL, layout=layout)
         state.planned = [tuple(r["box"]) for r in layout] if layout else None
-        relayouts, tried = 0, {}
+        relayouts, tried = 0, dict[str, int]()
         while not state.done:
             spec = _spec(prompt)
             repair = plan_repair(spec, state.found, state.planned) if spec else None
@@ -145,38 +140,12 @@ class ReferenceAgent:
         state = await self._generate(prompt, n=self.n, seed=seed)
         current = prompt
         while not state.done:
-            _, current, mode = self._choose(prompt, current, state, [], None)
+            current, mode = _choose(prompt, current, state)
             args: dict[str, Any] = {"trajectory_id": state.trajectory_id, "prompt": current, "mode": mode}
             if mode == "edit":
                 args["strength"] = 0.55
             await self._observe(state, await self._call("refine", args))
         return state
-
-    def _choose(
-        self, intent: str, current: str, state: _State, preferred: list[str], history: dict[str, Any] | None
-    ) -> tuple[str, str, str]:
-        """The refiner: which lever to pull next, as (lever, prompt, mode)."""
-        spec = _spec(intent)
-        failed_kinds = {row["kind"] for row in state.last_failed}
-        order: list[str] = [lever for lever in preferred if lever in LEVERS]
-        if "position" in failed_kinds:
-            # An edit keeps the layout, which is what is wrong: restate the relation instead.
-            order.append("mirror")
-        elif len(state.last_failed) == 1 and state.best_fraction >= 0.5:
-            order.append("edit")
-        if "attribute" in failed_kinds or "count" in failed_kinds:
-            order.append("reorder")
-        order.append("reseed")
-        if history is None:
-            # Without memory the refiner only sees the last round: it cannot know what it tried.
-            lever = order[0]
-            return (lever, *_apply(lever, spec, current, intent))
-        tried = _tried(history)
-        for lever in dict.fromkeys(order):
-            prompt, mode = _apply(lever, spec, current, intent)
-            if lever == "reseed" or (prompt, mode) not in tried:
-                return lever, prompt, mode
-        return "reseed", *_apply("reseed", spec, current, intent)
 
     # -- talking to the server ---------------------------------------------------------------
 
@@ -234,10 +203,6 @@ class ReferenceAgent:
             for row in best_failed:
                 print(f"  ✗ {row['question']}", file=self.log)
 
-    async def _recall(self, trajectory_id: str) -> dict[str, Any]:
-        result = await self._call("recall_memory", {"trajectory_id": trajectory_id})
-        return (result.structured_content or {}).get("view") or {}
-
     async def _lessons(self, prompt: str) -> list[str]:
         """Levers that earlier, similar tasks found useful, best first."""
         result = await self._call("recall_memory", {"query": prompt})
@@ -250,7 +215,7 @@ class ReferenceAgent:
     async def _call(self, tool: str, args: dict[str, Any]) -> Any:
         result = await self.client.call_tool(tool, args)
         if result.is_error:
-            raise AgentError(f"{tool} failed: {result.content[0].text}")
+            raise AgentError(f"{tool} failed: {getattr(result.content[0], 'text', '')}")
         return result
 
 
@@ -260,7 +225,7 @@ class ReferenceAgent:
 def _spec(prompt: str) -> world.SceneSpec | None:
     try:
         return world.parse(prompt)
-    except ValueError:
+    except InvalidRequest:
         return None
 
 
@@ -294,12 +259,19 @@ def _apply(lever: str, spec: world.SceneSpec | None, current: str, intent: str) 
     return current, "regenerate"
 
 
-def _tried(view: dict[str, Any]) -> set[tuple[str, str]]:
-    """(prompt, mode) pairs the memory view says were already tried."""
-    tried = {(r["prompt"], "edit" if r["mode"] == "edit" else "regenerate") for r in view.get("recent", [])}
-    digest = view.get("digest") or {}
-    tried |= {(p, "regenerate") for p in digest.get("prompts", [])}
-    return tried
+def _choose(intent: str, current: str, state: _State) -> tuple[str, str]:
+    """The memoryless refiner of the loop condition: the lever the last round calls for, as (prompt, mode).
+    It sees only the last round, so it cannot know what it tried before."""
+    failed_kinds = {row["kind"] for row in state.last_failed}
+    if "position" in failed_kinds:
+        lever = "mirror"  # an edit keeps the layout, which is what is wrong: restate the relation instead
+    elif len(state.last_failed) == 1 and state.best_fraction >= 0.5:
+        lever = "edit"
+    elif "attribute" in failed_kinds or "count" in failed_kinds:
+        lever = "reorder"
+    else:
+        lever = "reseed"
+    return _apply(lever, _spec(intent), current, intent)
 
 
 def _experience(state: _State, lever: str) -> str:
@@ -324,7 +296,7 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
     loop = AgentLoop(settings)
     if await anyio.to_thread.run_sync(lambda: loop.judge) is None:
         # Without verdicts the scripted agent could not tell a good round from a bad one.
-        raise ValueError(
+        raise InvalidRequest(
             f"{settings.model or 'this model'} has no server judge (GEMS_JUDGE={settings.judge}), so gems-mcp run "
             "cannot check its images; unset GEMS_MODEL to run the embedded model, or use gems-mcp serve with an "
             "agent that answers the checklist itself."
@@ -338,19 +310,19 @@ async def run_prompt(prompt: str, out: Path, n: int = 2, rounds: int | None = No
         try:
             outcome = await agent.solve(prompt, seed=seed)
         except AgentError as exc:
-            # Raised outside the client's task group, so the caller sees a plain ValueError.
+            # Raised outside the client's task group, so the caller sees the sentence, not an ExceptionGroup.
             error = re.sub(r"^.*?Error executing tool \w+: ", "", str(exc))
         else:
             image = await client.read_resource(f"gems://images/{outcome.best_image_id}")
             sheet = await client.read_resource(f"gems://trajectories/{outcome.trajectory_id}/sheet.png")
     if error is not None:
-        raise ValueError(error)
+        raise InvalidRequest(error)  # the server refused the prompt: a request that cannot work
     import base64
 
     best_path = out / f"{outcome.trajectory_id}-best.png"
     sheet_path = out / f"{outcome.trajectory_id}-rounds.png"
-    best_path.write_bytes(base64.b64decode(image.contents[0].blob))
-    sheet_path.write_bytes(base64.b64decode(sheet.contents[0].blob))
+    best_path.write_bytes(base64.b64decode(getattr(image.contents[0], "blob", "")))
+    sheet_path.write_bytes(base64.b64decode(getattr(sheet.contents[0], "blob", "")))
     verdict = "all questions pass" if outcome.passed else f"{outcome.question_fraction:.0%} of questions pass"
     return (
         f"{verdict} after {outcome.rounds} round(s) ({outcome.seconds:.1f} s)\n"

@@ -44,7 +44,8 @@ def progress(items: Sequence[T], what: str, log: IO[str] | None) -> Iterable[T]:
     if log.isatty():
         from tqdm import tqdm
 
-        return tqdm(items, desc=f"  {what}", unit="prompt", file=log, leave=False)
+        bar: Iterable[T] = tqdm(items, desc=f"  {what}", unit="prompt", file=log, leave=False)
+        return bar
     return _every_20(items, what, log)
 
 

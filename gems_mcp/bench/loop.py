@@ -18,6 +18,7 @@ from mcp import Client, StdioServerParameters
 
 from gems_mcp.bench.agent import CONDITIONS, Outcome, ReferenceAgent, outcome_dict
 from gems_mcp.bench.curve import draw_curve, progress
+from gems_mcp.errors import InvalidRequest
 from gems_mcp.shapes import world
 
 DEV_SEED = 0xDE5E7
@@ -32,7 +33,7 @@ def split_prompts(split: str, limit: int | None) -> list[tuple[str, str]]:
         rng = np.random.default_rng(DEV_SEED)
         prompts = [(c, world.sample_spec(c, rng).caption()) for _ in range(40) for c in world.CATEGORIES]
     else:
-        raise ValueError(f"split must be dev or test, not {split!r}")
+        raise InvalidRequest(f"split must be dev or test, not {split!r}")
     return _spread(prompts, limit)
 
 
@@ -121,7 +122,7 @@ async def run_benchmark(
     """Run every condition, print the table, write results.json and curve.png under `out`."""
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
-        raise ValueError(f"unknown condition(s) {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}")
+        raise InvalidRequest(f"unknown condition(s) {', '.join(unknown)}; choose from {', '.join(CONDITIONS)}")
     prompts = file_prompts(prompts_file, limit) if prompts_file else split_prompts(split, limit)
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"split": split, "budget": budget, "prompts": len(prompts), "conditions": {}}
@@ -150,7 +151,7 @@ def summarize(outcomes: list[Outcome]) -> dict[str, Any]:
     for o in outcomes:
         by_category[o.category].append(o)
     by_category["overall"] = list(outcomes)
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for category, items in by_category.items():
         summary[category] = {
             "prompts": len(items),

@@ -12,8 +12,7 @@ import threading
 import webbrowser
 
 from gems_mcp.config import load_settings
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from gems_mcp.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
 def add_gallery_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:

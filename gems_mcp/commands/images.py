@@ -6,12 +6,10 @@ import argparse
 import sys
 
 from gems_mcp.config import load_settings
-from gems_mcp.errors import GemsError
+from gems_mcp.errors import EXIT_OK, EXIT_USAGE, GemsError, exit_code
 from gems_mcp.images import ImageStore
 from gems_mcp.memory import retention
 from gems_mcp.memory.store import MemoryStore
-
-EXIT_ERROR = 2
 
 
 def add_images_command(
@@ -37,7 +35,7 @@ def run_images_command(args: argparse.Namespace) -> int:
     """Run the parsed `images` action; returns the process exit code."""
     if not args.older_than >= 0:
         print(f"gems-mcp images: --older-than must be 0 or more hours, not {args.older_than:g}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE
     try:
         settings = load_settings()
         store = MemoryStore(settings.home)
@@ -49,10 +47,10 @@ def run_images_command(args: argparse.Namespace) -> int:
             for image_id in found:
                 print(image_id)
             print(f"{len(found)} unused images would be deleted from {images.root}.")
-            return 0
+            return EXIT_OK
         removed = images.delete(found)
         print(f"Deleted {removed} unused images from {images.root}.")
-        return 0
+        return EXIT_OK
     except (GemsError, OSError) as exc:
         print(f"gems-mcp images: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return exit_code(exc)

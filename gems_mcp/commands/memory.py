@@ -12,13 +12,11 @@ from pathlib import Path
 
 from gems_mcp import uris
 from gems_mcp.config import load_settings
-from gems_mcp.errors import GemsError, InvalidRequest, UnknownTrajectory
+from gems_mcp.errors import EXIT_OK, GemsError, InvalidRequest, UnknownTrajectory, exit_code
 from gems_mcp.images import ImageStore
 from gems_mcp.memory import retention
 from gems_mcp.memory.store import MemoryStore
 from gems_mcp.memory.views import build_view
-
-EXIT_ERROR = 2
 
 
 def add_memory_command(
@@ -64,19 +62,17 @@ def run_memory_command(args: argparse.Namespace) -> int:
         if action == "export":
             return _export(store, args.out)
         return _prune(store, args.older_than, args.trajectory)
-    except UnknownTrajectory as exc:
-        print(f"gems-mcp memory: {exc}; `gems-mcp memory list` shows the stored ones", file=sys.stderr)
-        return EXIT_ERROR
-    except (GemsError, ValueError, OSError) as exc:
-        print(f"gems-mcp memory: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    except (GemsError, OSError) as exc:
+        hint = "; `gems-mcp memory list` shows the stored ones" if isinstance(exc, UnknownTrajectory) else ""
+        print(f"gems-mcp memory: {exc}{hint}", file=sys.stderr)
+        return exit_code(exc)
 
 
 def _list(store: MemoryStore, limit: int) -> int:
     trajectories = store.list_trajectories(limit=limit)
     if not trajectories:
         print(f"No trajectories stored in {store.home}.")
-        return 0
+        return EXIT_OK
     for traj in trajectories:
         best = traj.best_round()
         score = f"{best.passed}/{len(traj.checklist)}" if best else "-"
@@ -84,7 +80,7 @@ def _list(store: MemoryStore, limit: int) -> int:
         intent = traj.intent if len(traj.intent) <= 60 else traj.intent[:59] + "…"
         rounds = len(traj.rounds)
         print(f"{traj.id}  {created}  {traj.status:6}  rounds {rounds:>2}  best {score:>5}  {intent}")
-    return 0
+    return EXIT_OK
 
 
 def _show(store: MemoryStore, trajectory_id: str, budget: int, recent: int) -> int:
@@ -93,7 +89,7 @@ def _show(store: MemoryStore, trajectory_id: str, budget: int, recent: int) -> i
     traj = store.get_trajectory(trajectory_id)
     sheet = uris.sheet(traj.id) if traj.rounds else None
     print(build_view(traj, budget=budget, recent=recent, sheet_uri=sheet).to_text())
-    return 0
+    return EXIT_OK
 
 
 def _export(store: MemoryStore, out: Path | None) -> int:
@@ -101,7 +97,7 @@ def _export(store: MemoryStore, out: Path | None) -> int:
     text = json.dumps(data, ensure_ascii=False, indent=2)
     if out is None:
         print(text)
-        return 0
+        return EXIT_OK
     out = out.expanduser()
     # Written beside the target and renamed, so an interrupted export never leaves half a file.
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
@@ -113,7 +109,7 @@ def _export(store: MemoryStore, out: Path | None) -> int:
         Path(tmp).unlink(missing_ok=True)
         raise
     print(f"Exported {len(data['trajectories'])} trajectories and {len(data['lessons'])} lessons to {out}.")
-    return 0
+    return EXIT_OK
 
 
 def _prune(store: MemoryStore, older_than: float | None, trajectory_id: str | None) -> int:
@@ -121,11 +117,11 @@ def _prune(store: MemoryStore, older_than: float | None, trajectory_id: str | No
     if trajectory_id is not None:
         pictures = retention.delete(store, images, trajectory_id)
         print(f"Deleted trajectory {trajectory_id} and {_images(pictures)} only it used.")
-        return 0
+        return EXIT_OK
     assert older_than is not None
     removed, pictures = retention.prune(store, images, older_than)
     print(f"Deleted {removed} trajectories not updated for {older_than:g} days and {_images(pictures)}.")
-    return 0
+    return EXIT_OK
 
 
 def _images(n: int) -> str:

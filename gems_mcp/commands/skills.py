@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gems_mcp.config import load_settings
+from gems_mcp.errors import EXIT_FAILED, EXIT_OK, exit_code
 from gems_mcp.skills import InvalidSkill, SkillLibrary, UnknownSkill, log
 
 
@@ -54,7 +55,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"{skill_id:<{width}}  {info.source:<7}  {_one_line(info.description)}")
     if library.errors:
         print(f"{len(library.errors)} skill(s) skipped; run `gems-mcp skills check` to see why", file=sys.stderr)
-    return 0
+    return EXIT_OK
 
 
 def _one_line(text: str, limit: int = 100) -> str:
@@ -68,10 +69,10 @@ def _cmd_show(args: argparse.Namespace) -> int:
         body = library.body(args.id)
     except UnknownSkill as exc:
         print(f"gems-mcp skills show: {exc}; `gems-mcp skills list` shows the ids", file=sys.stderr)
-        return 2
+        return exit_code(exc)
     except InvalidSkill as exc:
         print(f"gems-mcp skills show: {exc}; `gems-mcp skills check` says what to fix", file=sys.stderr)
-        return 1
+        return exit_code(exc)
     info = library.skills()[args.id]
     print(f"# {info.id} ({info.source}) {info.path}\n\n{info.description}\n\n{body.instructions}\n")
     if body.checklist:
@@ -83,7 +84,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         print("examples:\n" + "\n".join(f"  - {e}" for e in body.examples))
     if body.references:
         print("references:\n" + "\n".join(f"  - {r}" for r in body.references))
-    return 0
+    return EXIT_OK
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -96,4 +97,4 @@ def _cmd_check(args: argparse.Namespace) -> int:
     for problem in problems:
         print(problem)
     print(f"{len(library.skills())} skill(s) loaded, {len(problems)} problem(s)", file=sys.stderr)
-    return 1 if problems else 0
+    return EXIT_FAILED if problems else EXIT_OK

@@ -8,6 +8,7 @@ Colors are read from the pixels inside each box (the detector's own attribute bi
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from gems_mcp.critique.base import Judgement
 from gems_mcp.critique.loading import JudgeOptions, ModelSlot, model_device
 from gems_mcp.errors import JudgeError, first_line
 from gems_mcp.types import Requirement, Verdict
+
+log = logging.getLogger(__name__)
 
 NMS_IOU = 0.5
 """Two boxes of the same object overlapping more than this are one object (detectors report duplicates)."""
@@ -97,7 +100,6 @@ def _label(name: Any, labels: list[str]) -> str | None:
     return next((label for label in labels if label in text or (text and text in label)), None)
 
 
-COLOR_NAMES = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white", "gray")
 
 
 def color_name(image: Image.Image, box: tuple[float, float, float, float]) -> str:
@@ -179,16 +181,18 @@ class DetectorJudge:
         import torch
 
         pictures = [im.convert("RGB") for im in images]
+        device = model_device(model)  # our own code stays outside the try: only the library's failures are JudgeErrors
         try:
             inputs = processor(text=[labels] * len(pictures), images=pictures, return_tensors="pt")
-            inputs = inputs.to(model_device(model), dtype=model.dtype)
+            inputs = inputs.to(device, dtype=model.dtype)
             with torch.inference_mode():
                 outputs = model(**inputs)
             results = processor.post_process_grounded_object_detection(
                 outputs, threshold=self.options.threshold, target_sizes=[(im.height, im.width) for im in pictures],
                 text_labels=[labels] * len(pictures),
             )
-        except Exception as exc:  # a processor or model that refuses the batch: one sentence, the round is kept
+        except Exception as exc:
+            log.warning("%s could not detect in a batch", self.name, exc_info=True)
             raise JudgeError(f"{self.name} could not detect: {first_line(exc)}") from exc
         batch = []
         for image, result in zip(pictures, results, strict=True):

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import cast
 
-from gems_mcp.checks import AtLeast, Check, Exactly, RelationCheck, Target
+from gems_mcp.checks import AtLeast, Check, Exactly, Relation, RelationCheck, Target
 from gems_mcp.inputs import MAX_QUESTION_CHARS
 from gems_mcp.types import Requirement, RequirementKind
 
@@ -163,7 +164,7 @@ def prompt_questions(prompt: str) -> list[Requirement]:
         questions += _group_questions(group)
     if relation and a is not None and b is not None and a.noun != b.noun:
         text_q = f"Is the {a.describe(False)} {PHRASES[relation[1]]} the {b.describe(False)}?"
-        questions.append((text_q, "position", RelationCheck(relation=relation[1], a=a.target(), b=b.target())))
+        questions.append((text_q, "position", RelationCheck(relation=cast(Relation, relation[1]), a=a.target(), b=b.target())))
     parts = (_groups(relation[0]) + _groups(relation[2])) if relation else _groups(text)
     whole = f'Does the image match the description "{prompt.strip()}"?'
     if not all(g is not None and g.whole for g in parts) and len(whole) <= MAX_QUESTION_CHARS:
@@ -202,7 +203,7 @@ def question_check(question: str) -> tuple[RequirementKind, Check] | None:
                     for side in (relation[0], relation[2]))
             if a and b and a.target() != b.target():
                 every = a.count > 1 or b.count > 1  # "are the three triangles left of ...": each of them
-                return "position", RelationCheck(relation=relation[1], a=a.target(), b=b.target(), every=every)
+                return "position", RelationCheck(relation=cast(Relation, relation[1]), a=a.target(), b=b.target(), every=every)
             return None
     if match := re.fullmatch(r"(?:is there|are there|does the image (?:show|contain|have)) (at least |exactly )?(.+)", text):
         group = _whole_group(match.group(2))

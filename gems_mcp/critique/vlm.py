@@ -8,6 +8,7 @@ through the model in batches; no text is generated.
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from typing import Any
 
@@ -17,6 +18,8 @@ from gems_mcp.critique.base import Judgement
 from gems_mcp.critique.loading import JudgeOptions, ModelSlot, model_device
 from gems_mcp.errors import JudgeError, first_line
 from gems_mcp.types import Requirement, Verdict
+
+log = logging.getLogger(__name__)
 
 PASS_AT = 0.5
 """A question passes when P(yes) is at least this."""
@@ -113,6 +116,8 @@ class VLMJudge:
             [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": f"{question} {INSTRUCTION}"}]}]
             for _, question in pairs
         ]
+        # Our own code stays outside the try: only what the processor and the model do becomes a JudgeError.
+        device, extra = model_device(model), {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
         try:
             texts = processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
             tokenizer = getattr(processor, "tokenizer", None)
@@ -121,13 +126,11 @@ class VLMJudge:
             inputs = processor(
                 text=texts, images=[[image.convert("RGB")] for image, _ in pairs], padding=True, return_tensors="pt"
             )
-            inputs = inputs.to(model_device(model), dtype=model.dtype)
-            extra = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+            inputs = inputs.to(device, dtype=model.dtype)
             with torch.inference_mode():
                 logits = model(**inputs, **extra).logits[:, -1, :]
-        except JudgeError:
-            raise
-        except Exception as exc:  # a processor or model that refuses the batch: one sentence, the round is kept
+        except Exception as exc:
+            log.warning("%s could not answer a batch", self.name, exc_info=True)
             raise JudgeError(f"{self.name} could not answer: {first_line(exc)}") from exc
         found = p_yes(logits, yes, no)
         if any(math.isnan(p) for p in found):

@@ -12,6 +12,7 @@ import html
 from urllib.parse import parse_qs
 
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
+from starlette.authentication import AuthCredentials, BaseUser
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -33,8 +34,8 @@ margin:.4em 0;padding:.4em}}p.err{{color:#b00}}</style>
 class GalleryCookieBackend(BearerAuthBackend):
     """The SDK's bearer check, plus the sign-in cookie for GET requests under /gallery."""
 
-    async def authenticate(self, conn: HTTPConnection):  # type: ignore[override]
-        found = await super().authenticate(conn)
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        found: tuple[AuthCredentials, BaseUser] | None = await super().authenticate(conn)
         if found is not None or not _gallery_read(conn):
             return found
         token = conn.cookies.get(COOKIE)
@@ -46,7 +47,8 @@ class GalleryCookieBackend(BearerAuthBackend):
         # The same user object the header path gives, through the parent's own code.
         scope = dict(conn.scope)
         scope["headers"] = [*conn.scope["headers"], (b"authorization", f"Bearer {token}".encode())]
-        return await super().authenticate(HTTPConnection(scope))
+        signed_in: tuple[AuthCredentials, BaseUser] | None = await super().authenticate(HTTPConnection(scope))
+        return signed_in
 
 
 class SignInRedirect:

@@ -58,9 +58,6 @@ class Capabilities:
     skill_params: frozenset[str] = frozenset({"width", "height", "steps", "guidance", "negative_prompt"})
     """Parameters a skill's defaults may set; a model whose steps and guidance were tuned with its weights keeps its own."""
 
-    def supports(self, feature: Feature) -> bool:
-        return feature in self.features
-
     def require(self, feature: Feature, what: str) -> None:
         """Raise Unsupported naming what the model cannot do."""
         if feature not in self.features:

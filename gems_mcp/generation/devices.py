@@ -15,6 +15,7 @@ from typing import Any
 
 from PIL import Image
 
+from gems_mcp.errors import InvalidRequest
 from gems_mcp.generation.base import Capabilities, GenerationRequest, Generator, StepCallback
 from gems_mcp.generation.queue import current_device
 
@@ -44,7 +45,7 @@ class DevicePool:
 
     def __init__(self, devices: Sequence[str], make: Callable[[str], Generator]) -> None:
         if not devices:
-            raise ValueError("a device pool needs at least one device")
+            raise InvalidRequest("a device pool needs at least one device")
         self.devices = list(devices)
         self._members = {device: make(device) for device in self.devices}
         self._locks = {device: threading.Lock() for device in self.devices}
@@ -52,9 +53,6 @@ class DevicePool:
         self.name = first.name
         self._free = threading.Condition()
         self._loaded = False
-
-    def member(self, device: str) -> Generator:
-        return self._members[device]
 
     def load_all(self) -> None:
         """Load every device's pipeline (at preload, so no first call pays for it)."""

@@ -17,8 +17,9 @@ from gems_mcp.generation.loading import accepts
 TASKS = {"image-to-image": "edit", "inpainting": "inpaint and layout"}
 
 
-def own_class(pipeline_class: type, task: str) -> type | None:
-    """diffusers' own class for ``task`` in the family of ``pipeline_class`` (from the AutoPipeline tables), or None.
+def own_class(pipeline_class: type, task: str) -> Any:
+    """diffusers' own pipeline class for ``task`` in the family of ``pipeline_class`` (from the AutoPipeline
+    tables), or None.
 
     Read from the tables rather than by trying ``from_pipe``, so that an unrelated failure (memory, a
     broken component) surfaces as itself and is never taken for a family without the class.

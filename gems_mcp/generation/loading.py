@@ -10,6 +10,7 @@ from typing import Any
 
 from gems_mcp.errors import GenerationError, first_line
 from gems_mcp.generation import offload
+from gems_mcp.generation.offload import Offload, PipelineSize
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ class Loaded:
 
     pipe: Any
     device: str
-    offload: offload.Offload
-    size: offload.PipelineSize
+    offload: Offload
+    size: PipelineSize
 
     def describe(self) -> str:
         attention = sorted({type(p).__name__ for p in _processors(self.pipe)}) or ["default"]
@@ -81,6 +82,7 @@ def load_pipeline(model: str, options: LoadOptions) -> Loaded:
     dtype = pick_dtype(device, options.dtype)
     kwargs: dict[str, Any] = {"dtype": dtype}
     path = Path(model).expanduser()
+    folder: Path | None
     if path.exists():
         kwargs.update(missing_components(path))
         source, folder = str(path), path
@@ -138,7 +140,7 @@ def missing_components(folder: Path) -> dict[str, None]:
         config = json.loads(index.read_text())
     except ValueError as exc:
         raise GenerationError(f"{index} is not valid JSON: {exc}") from exc
-    missing = {}
+    missing: dict[str, Any] = {}
     for name, value in config.items():
         if name.startswith("_") or not isinstance(value, list):
             continue

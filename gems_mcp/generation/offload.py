@@ -92,9 +92,13 @@ def local_snapshot(model: str) -> Path | None:
     """The folder of a hub id already in the local cache, or None (nothing is downloaded to find out)."""
     try:
         from huggingface_hub import snapshot_download
+    except ImportError:  # no hub client: the size is then measured after loading
+        return None
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
+    try:
         return Path(snapshot_download(model, local_files_only=True))
-    except Exception:  # not cached, no hub client, offline: the size is then measured after loading
+    except (LocalEntryNotFoundError, HFValidationError, OSError):  # not cached, or not a hub id
         return None
 
 

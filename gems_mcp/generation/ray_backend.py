@@ -5,6 +5,10 @@ builds its model from a factory the composition root passes (``backends``), so t
 concrete backend. ``generate`` streams: each denoising step comes back as an event, then the images;
 the caller's stop request cancels the stream, and the replica stops at its next step as it does in
 process. Errors come back as the same ``GemsError`` class and sentence the model raised.
+
+The protocols are synchronous and the server calls them in worker threads; every Serve response is
+awaited on the server's event loop from there (``anyio.from_thread``), so no call blocks the loop and
+Ray's "sync methods" check never fires. Outside an event loop (a script, the CLI) a call simply waits.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from anyio import from_thread
 from PIL import Image
 
 from gems_mcp import errors
@@ -37,29 +42,38 @@ Event = tuple[Any, ...]
 
 
 class Replica:
-    """The body of a deployment: one model built from ``factory``, one call at a time on it."""
+    """The body of a deployment: one model built from ``factory``; device work (generate, verify) one at a time."""
 
     def __init__(self, factory: Callable[[], Any], warm: bool = True) -> None:
         self._model = factory()
-        self._busy = threading.Lock()  # a cancelled call's thread holds it until its step ends
+        # Guards device work only: a prompt check or `covers` never waits behind a running generation.
+        # A cancelled generation's thread holds it until its step ends.
+        self._busy = threading.Lock()
         if warm and hasattr(self._model, "capabilities"):
             self._model.capabilities()  # load the weights now, not on the first request
 
-    def call(self, method: str, *args: Any) -> Event:
-        """A plain method of the model; a GemsError comes back as an event, to be raised again as itself."""
-        try:
+    async def call(self, method: str, *args: Any) -> Event:
+        """A plain method of the model (a prompt check, the defaults), in a thread beside any running work."""
+        return await asyncio.to_thread(_answer, getattr(self._model, method), *args)
+
+    async def work(self, method: str, *args: Any) -> Event:
+        """Device work of the model (a judge's verify): one at a time on this replica."""
+
+        def locked() -> Event:
             with self._busy:
-                return ("value", getattr(self._model, method)(*args))
-        except GemsError as exc:
-            return ("error", type(exc).__name__, str(exc))
+                return _answer(getattr(self._model, method), *args)
 
-    def has_judge(self) -> bool:
-        return self._model.judge() is not None
+        return await asyncio.to_thread(locked)
 
-    def call_judge(self, method: str, *args: Any) -> Event:
+    async def has_judge(self) -> bool:
+        return await asyncio.to_thread(lambda: self._model.judge() is not None)
+
+    async def call_judge(self, method: str, *args: Any) -> Event:
         """A method of the judge that comes with the generator (the shapes world's exact judge)."""
         judge = self._model.judge()
-        return ("value", None if judge is None else getattr(judge, method)(*args))
+        if judge is None:
+            return ("value", None)
+        return await asyncio.to_thread(_answer, getattr(judge, method), *args)
 
     async def generate(self, request: GenerationRequest) -> Any:
         """Stream the steps of one generation, then its images (or its error)."""
@@ -78,7 +92,7 @@ class Replica:
                     return ("images", self._model.generate(request, on_step, stop.is_set))
                 except GemsError as exc:
                     return ("error", type(exc).__name__, str(exc))
-                except Exception as exc:  # a bug or a device fault in the replica: one sentence back, not a trace
+                except Exception as exc:
                     log.exception("generation failed in the replica")
                     return ("error", "GenerationError", f"the generator replica failed: {type(exc).__name__}: {exc}")
 
@@ -94,6 +108,14 @@ class Replica:
             yield await done
         finally:
             stop.set()  # the caller cancelled (or the stream ended): the model stops at its next step
+
+
+def _answer(method: Callable[..., Any], *args: Any) -> Event:
+    """A method's value as an event; a GemsError comes back as one, to be raised again as itself."""
+    try:
+        return ("value", method(*args))
+    except GemsError as exc:
+        return ("error", type(exc).__name__, str(exc))
 
 
 def connect(address: str | None) -> None:
@@ -183,19 +205,19 @@ class RayGenerator:
 
     @property
     def devices(self) -> list[str]:
-        """One queue slot per replica, so candidates and concurrent calls spread over them."""
-        _off_the_event_loop(self.handle)
+        """One queue slot per replica, so candidates and concurrent calls spread over them (deploys on first use)."""
+        self.handle()
         return [f"ray:{i}" for i in range(self._count)]
 
     def _call(self, method: str, *args: Any) -> Any:
-        return _unwrap(self._remote(lambda h: h.call.remote(method, *args).result()))
+        return _unwrap(self._remote(lambda h: _result(h.call.remote(method, *args))))
 
     def _remote(self, send: Callable[[Any], Any]) -> Any:
         try:
-            return _off_the_event_loop(lambda: send(self.handle()))
+            return send(self.handle())
         except GemsError:
             raise
-        except Exception as exc:
+        except _ray_errors() as exc:
             raise _replica_failed(exc) from exc
 
     def capabilities(self) -> Capabilities:
@@ -210,7 +232,7 @@ class RayGenerator:
         return self._call("checklist", prompt)
 
     def judge(self) -> Any:
-        has = self._remote(lambda h: h.has_judge.remote().result())
+        has = self._remote(lambda h: _result(h.has_judge.remote()))
         return RemoteJudge(self, judge_of_generator=True, name=f"{self.name} judge") if has else None
 
     def generate(
@@ -228,16 +250,21 @@ class RayGenerator:
                 stream.cancel()
                 raise GenerationCancelled("generation was cancelled")
             if event[0] != "step":
-                return _unwrap(("value", event[1]) if event[0] == "images" else event)
+                images: list[Image.Image] = _unwrap(("value", event[1]) if event[0] == "images" else event)
+                return images
         raise GenerationError("the generator replica ended the stream without images")
 
     def _events(self, stream: Any) -> Iterator[Event]:
-        try:
-            yield from stream
-        except GemsError:
-            raise
-        except Exception as exc:
-            raise _replica_failed(exc) from exc
+        while True:
+            try:
+                event = _result(stream, next_of_stream=True)
+            except GemsError:
+                raise
+            except _ray_errors() as exc:
+                raise _replica_failed(exc) from exc
+            if event is _END:
+                return
+            yield event
 
 
 class RemoteJudge:
@@ -248,22 +275,23 @@ class RemoteJudge:
         self._of_generator = judge_of_generator
         self.name = name
 
-    def _call(self, method: str, *args: Any) -> Any:
+    def _call(self, method: str, *args: Any, device_work: bool = False) -> Any:
         if self._of_generator:
             generator: RayGenerator = self._source
-            return _unwrap(generator._remote(lambda h: h.call_judge.remote(method, *args).result()))
+            return _unwrap(generator._remote(lambda h: _result(h.call_judge.remote(method, *args))))
+        entry = self._source.work if device_work else self._source.call
         try:
-            return _unwrap(self._source.call.remote(method, *args).result())
+            return _unwrap(_result(entry.remote(method, *args)))
         except GemsError:
             raise
-        except Exception as exc:
+        except _ray_errors() as exc:
             raise _replica_failed(exc, "judge") from exc
 
     def covers(self, requirement: Any) -> bool:
-        return self._call("covers", requirement)
+        return bool(self._call("covers", requirement))
 
     def verify(self, images: list[Image.Image], checklist: list[Any]) -> list[Any]:
-        return self._call("verify", images, checklist)
+        return list(self._call("verify", images, checklist, device_work=True))
 
 
 def deploy_judge(factory: Callable[[], Any], name: str, address: str | None, replicas: int = 0,
@@ -273,23 +301,59 @@ def deploy_judge(factory: Callable[[], Any], name: str, address: str | None, rep
     return RemoteJudge(handle, name=name)
 
 
-def _off_the_event_loop(call: Callable[[], Any]) -> Any:
-    """Run a blocking Serve call; from an event loop's thread (the loop checks a prompt there), in a helper thread."""
+_END = object()
+"""What `_result` gives for a stream with no more events."""
+
+
+def _result(response: Any, next_of_stream: bool = False) -> Any:
+    """A Serve response's value (or a stream's next event): awaited on the event loop when called from one of its
+    worker threads, waited for here when no event loop runs; never called on an event loop's own thread."""
+
+    async def settle() -> Any:
+        try:
+            return await anext(response, _END) if next_of_stream else await response
+        except Exception as exc:  # noqa: BLE001 - carried back to the calling thread and raised there as it was
+            return _Raised(exc)
+
+    try:
+        outcome = from_thread.run(settle)
+    except RuntimeError:  # no AnyIO event loop behind this thread: a script or the CLI, so wait here
+        if _on_event_loop():
+            raise RuntimeError("a Ray Serve call would block the event loop: call the backend in a worker thread") from None
+        outcome = next(response, _END) if next_of_stream else response.result()
+    if isinstance(outcome, _Raised):
+        raise outcome.error
+    return outcome
+
+
+class _Raised:
+    """An exception carried out of the event loop so `from_thread.run` cannot mistake it for its own."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _on_event_loop() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return call()
-    from concurrent.futures import ThreadPoolExecutor
+        return False
+    return True
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(call).result()
+
+def _ray_errors() -> tuple[type[Exception], ...]:
+    """What Ray raises when a replica died, was unreachable or failed to answer (imported only when one did)."""
+    from ray.exceptions import RayError
+    from ray.serve.exceptions import RayServeException
+
+    return (RayError, RayServeException)
 
 
 def _unwrap(event: Event) -> Any:
     """The value of a replica's answer, or its error raised again as the same GemsError class."""
     if event[0] == "error":
         cls = getattr(errors, event[1], None)
-        error = GenerationError(event[2])
+        error: GemsError = GenerationError(event[2])
         if isinstance(cls, type) and issubclass(cls, GemsError):
             try:
                 error = cls(event[2]) if str(cls(event[2])) == event[2] else error

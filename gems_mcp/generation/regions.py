@@ -46,7 +46,8 @@ def plan_passes(regions: Iterable[Region], background: str | None = None) -> lis
     grouped: dict[str, list[tuple[float, float, float, float]]] = {}
     for region in regions:
         prompt = region.prompt.strip() or erase
-        grouped.setdefault(prompt, []).append(tuple(region.box))
+        x0, y0, x1, y1 = region.box
+        grouped.setdefault(prompt, []).append((x0, y0, x1, y1))
     return [RegionPass(prompt, tuple(boxes)) for prompt, boxes in grouped.items()]
 
 

@@ -123,7 +123,9 @@ class Database:
         """Hold the in-process and cross-process locks for a read-modify-write; OS errors become a reason."""
         self.check_writable()
         try:
-            with self._mutex, holding(self._filelock, self.path):
+            # The file lock first: a writer waiting on another process must not hold the mutex
+            # that this process's readers need.
+            with holding(self._filelock, self.path), self._mutex:
                 yield
         except OSError as exc:
             raise MemoryStoreError(_cannot("written", exc, self.path)) from exc

@@ -1,4 +1,4 @@
-"""AtomicJSONStorage: the tinydb storage under MemoryStore, and the memory store's errors.
+"""AtomicJSONStorage: the tinydb storage under MemoryStore (the store's errors live in gems_mcp.errors).
 
 Whole-file writes through a temp file and a rename, a parsed cache that notices other
 processes' writes, and unparseable files moved aside with their bytes intact.
@@ -21,7 +21,10 @@ from typing import Any
 from filelock import FileLock, Timeout
 from tinydb.storages import Storage
 
-from gems_mcp.errors import StoreError
+from gems_mcp.errors import MemoryBusy, MemoryCorrupted, MemorySchemaTooNew, MemoryStoreError
+
+__all__ = ["LOCK_TIMEOUT_S", "SCHEMA_VERSION", "AtomicJSONStorage", "MemoryBusy", "MemoryCorrupted",
+           "MemorySchemaTooNew", "MemoryStoreError", "holding", "schema_version"]
 
 log = logging.getLogger(__name__)
 
@@ -35,43 +38,6 @@ META = "_meta"
 # versions apart even when inode, size and mtime all collide (inodes are reused after replace).
 _WRITE_KEY = "_write"
 _HEAD_BYTES = 64
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-
-class MemoryStoreError(StoreError):
-    """Base class of the memory store's errors."""
-
-
-class MemoryCorrupted(MemoryStoreError):
-    """The database file could not be parsed; it was moved aside, bytes intact."""
-
-    def __init__(self, path: Path, backup: Path, reason: str) -> None:
-        self.path = path
-        self.backup = backup
-        self.reason = reason
-        super().__init__(
-            f"The memory database {path} is corrupt ({reason}); it was moved aside, unchanged, "
-            f"to {backup} and a new empty database starts on the next write. "
-            f"Restore that backup by hand if it can be repaired."
-        )
-
-
-class MemorySchemaTooNew(MemoryStoreError):
-    """The database was written by a newer gems-mcp."""
-
-    def __init__(self, path: Path, version: int) -> None:
-        self.path = path
-        self.version = version
-        super().__init__(
-            f"The memory database {path} has schema version {version}, but this gems-mcp "
-            f"understands up to {SCHEMA_VERSION}; upgrade gems-mcp to use it."
-        )
-
-
-class MemoryBusy(MemoryStoreError):
-    """Another process held the database lock for too long."""
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -185,14 +151,14 @@ class AtomicJSONStorage(Storage):
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"not valid JSON: {exc}") from None
         if not isinstance(data, dict):
-            raise ValueError("the top level is not a JSON object")
+            raise ValueError("the top level is not a JSON object")  # noqa: TRY004 - read() quarantines on ValueError
         token = data.pop(_WRITE_KEY, None)
         for name, table in data.items():
             if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
                 raise ValueError(f"table {name!r} is not a mapping of documents")
         version = schema_version(data)
         if version > SCHEMA_VERSION:
-            raise MemorySchemaTooNew(self.path, version)
+            raise MemorySchemaTooNew(self.path, version, SCHEMA_VERSION)
         return _Snapshot(key=key, token=token if isinstance(token, str) else None, tables=data)
 
     def _quarantine(self, key: tuple[int, int, int], reason: str) -> None:

@@ -50,6 +50,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+def _add_recalls(n: int) -> Callable[[MutableMapping[Any, Any]], None]:
+    """A tinydb update that counts ``n`` more recalls of a lesson."""
+
+    def add(doc: MutableMapping[Any, Any]) -> None:
+        doc["recalls"] = doc.get("recalls", 0) + n
+
+    return add
+
+
 def _lesson_doc_id(lesson_id: str) -> int:
     """A stable tinydb document id for a lesson, so re-adding one is a no-op."""
     return int.from_bytes(hashlib.blake2b(lesson_id.encode(), digest_size=6).digest(), "big")
@@ -134,10 +143,6 @@ class MemoryStore(Database):
             if doc_id is None:
                 raise UnknownTrajectory(trajectory_id)
             self._trajectories.remove(doc_ids=[doc_id])
-
-    def prune(self, older_than_days: float) -> int:
-        """Remove trajectories not updated for ``older_than_days``; returns how many went."""
-        return len(self.remove_stale(older_than_days))
 
     def remove_stale(self, older_than_days: float) -> list[dict[str, Any]]:
         """Remove trajectories not updated for ``older_than_days``; returns the removed records as stored."""
@@ -224,8 +229,7 @@ class MemoryStore(Database):
                 for n, doc_ids in by_count.items():  # one write per distinct count, usually one in all
                     ids = [i for i in doc_ids if i in present]
                     if ids:
-                        self._lessons.update(lambda d, n=n: d.__setitem__("recalls", d.get("recalls", 0) + n),
-                                             doc_ids=ids)
+                        self._lessons.update(_add_recalls(n), doc_ids=ids)
         except MemoryStoreError as exc:
             log.warning("could not count lesson recalls: %s", exc)
 

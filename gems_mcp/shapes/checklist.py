@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from gems_mcp.checks import AtLeast, Check, CountedTarget, Exactly, Only, RelationCheck, Target
+from typing import cast
+
+from gems_mcp.checks import AtLeast, Check, CountedTarget, Exactly, Only, Relation, RelationCheck, Target
 from gems_mcp.shapes.world import RELATION_PHRASES, Group, parse
 from gems_mcp.types import Requirement, RequirementKind
 
@@ -23,7 +25,7 @@ def checklist(prompt: str) -> list[Requirement]:
     if spec.relation:
         a, b = spec.groups
         text = f"Is the {a.describe(False)} {RELATION_PHRASES[spec.relation]} the {b.describe(False)}?"
-        questions.append((text, "position", RelationCheck(relation=spec.relation, a=_target(a), b=_target(b))))
+        questions.append((text, "position", RelationCheck(relation=cast(Relation, spec.relation), a=_target(a), b=_target(b))))
     strict = Only(groups=[CountedTarget(object=g.shape, color=g.color, n=g.count) for g in spec.groups])
     questions.append((f"Are there exactly {_listed(spec.groups)}, and nothing else?", "count", strict))
     return [

@@ -24,7 +24,7 @@ _COLOR_TABLE = np.array([BACKGROUND, *PALETTE.values()], dtype=np.float32)
 def color_labels(pixels: np.ndarray) -> np.ndarray:
     """Index into _COLOR_NAMES of the nearest palette color per pixel (0 = background)."""
     distances = np.linalg.norm(pixels[:, :, None, :] - _COLOR_TABLE[None, None], axis=-1)
-    labels = distances.argmin(axis=-1)
+    labels: np.ndarray = distances.argmin(axis=-1)
     labels[distances.min(axis=-1) > MAX_COLOR_DISTANCE] = 0
     return labels
 

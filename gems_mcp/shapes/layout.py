@@ -16,6 +16,7 @@ import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from gems_mcp import boxes
 from gems_mcp.boxes import PixelBox
 from gems_mcp.errors import Unsupported
 from gems_mcp.shapes.world import COLORS, SHAPES, SIZE, Group, SceneSpec, parse
+
+if TYPE_CHECKING:
+    from gems_mcp.types import Region
 
 LAYOUT_CHANNELS = len(COLORS) + len(SHAPES) + 2
 OBJECT_CHANNEL = len(COLORS) + len(SHAPES)
@@ -94,7 +98,7 @@ def raster(cells: Sequence[Cell], out: np.ndarray | None = None) -> np.ndarray:
             window[EMPTY_CHANNEL] = 1
             continue
         window[OBJECT_CHANNEL] = 1
-        window[len(COLORS) + SHAPES.index(cell.shape)] = 1  # type: ignore[arg-type]
+        window[len(COLORS) + SHAPES.index(cell.shape)] = 1
         if cell.color is not None:
             window[COLORS.index(cell.color)] = 1
     return grid
@@ -170,7 +174,7 @@ def plan_spec(spec: SceneSpec, rng: np.random.Generator, side: int | None = None
     return list(zip(objects, boxes, strict=True))
 
 
-def plan_layout(prompt: str, seed: int | np.random.Generator | None = None) -> list:
+def plan_layout(prompt: str, seed: int | np.random.Generator | None = None) -> list[Region]:
     """The regions a planner would write for a world prompt: one box per object, ~0.3 wide.
 
     Counts expand into one region per object; a relation puts the first object in the first third

@@ -107,10 +107,12 @@ def shape_mask(shape: str, side: int) -> np.ndarray:
     if shape == "square":
         return np.ones((side, side), dtype=bool)
     if shape == "circle":
-        return (xx - c) ** 2 + (yy - c) ** 2 <= (side / 2) ** 2
+        circle: np.ndarray = (xx - c) ** 2 + (yy - c) ** 2 <= (side / 2) ** 2
+        return circle
     if shape == "triangle":
         # apex up: the half-width grows linearly from the top row to the bottom row
-        return np.abs(xx - c) <= (yy + 1) / 2
+        triangle: np.ndarray = np.abs(xx - c) <= (yy + 1) / 2
+        return triangle
     raise ValueError(f"unknown shape {shape!r}")
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from gems_mcp.errors import InvalidSkill, NotFound
+from gems_mcp.errors import InvalidSkill, UnknownReference, UnknownSkill
 from gems_mcp.types import ImageParams
 
 __all__ = [
@@ -96,11 +96,3 @@ class SkillError(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
-
-
-class UnknownSkill(NotFound):
-    """No skill has the requested id."""
-
-
-class UnknownReference(NotFound):
-    """The skill has no reference file of that name."""

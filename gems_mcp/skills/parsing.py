@@ -129,7 +129,7 @@ def _read_front_matter(f: Any, offset: int) -> _Header:
     )
 
 
-class _PlainLoader(yaml.SafeLoader):
+class _PlainLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no type information
     """SafeLoader without anchors and aliases: a few hundred bytes of aliases expand to gigabytes."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:

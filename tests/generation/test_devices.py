@@ -66,7 +66,7 @@ async def test_a_job_can_be_pinned_to_one_device():
     queue = DeviceQueue(["cuda:0", "cuda:1"])
     got = await queue.run(lambda on_step, stop: current_device(), device="cuda:1")
     assert got == "cuda:1"
-    with pytest.raises(ValueError, match="has no device 'cuda:7'"):
+    with pytest.raises(InvalidRequest, match="has no device 'cuda:7'"):
         await queue.run(lambda on_step, stop: None, device="cuda:7")
 
 
@@ -107,14 +107,18 @@ def test_gems_devices_needs_a_diffusers_model_and_names_real_devices():
 @pytest.mark.anyio
 async def test_two_devices_share_a_batch_of_candidates_side_by_side(tiny_model):
     settings = load_settings(model=str(tiny_model), devices="cpu:0,cpu:1", offload="none")
-    loop = AgentLoop(settings)
-    pool = loop.generator
-    assert isinstance(pool, DevicePool) and pool.devices == ["cpu:0", "cpu:1"]
+    assert isinstance(load_generator(settings), DevicePool)  # GEMS_DEVICES makes a pool
     both_running = threading.Barrier(2, timeout=60)  # the parts must overlap: sequential parts would time out
     calls: list[tuple[str, list[int]]] = []
-    for device in pool.devices:
-        member = pool.member(device)
-        member.generate = _recording(member.generate, device, calls, both_running)
+
+    def member(device: str) -> DiffusersGenerator:
+        generator = DiffusersGenerator(str(tiny_model), device=device, offload="none")
+        generator.generate = _recording(generator.generate, device, calls, both_running)  # type: ignore[method-assign]
+        return generator
+
+    pool = DevicePool(["cpu:0", "cpu:1"], member)
+    loop = AgentLoop(settings, generator=pool)
+    assert pool.devices == ["cpu:0", "cpu:1"]
     steps: list[tuple[float, float | None, str]] = []
 
     async def progress(step, total, message):

@@ -110,3 +110,9 @@ def test_prune_needs_exactly_one_selector() -> None:
     with pytest.raises(SystemExit) as exit_info:
         _run("memory", "prune")
     assert exit_info.value.code == 2
+
+
+def test_a_file_that_cannot_be_written_fails_the_job_with_exit_1_not_bad_usage(tmp_path, capsys):
+    assert _run("memory", "export", "--out", str(tmp_path / "no-such-folder" / "all.json")) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("gems-mcp memory: ") and "no-such-folder" in err[0]

@@ -72,7 +72,7 @@ def test_unknown_trajectory_is_one_sentence_of_fact(store: MemoryStore) -> None:
         store.get_trajectory("t-123")
     assert str(err.value) == "there is no trajectory 't-123'"
     assert err.value.trajectory_id == "t-123"
-    assert isinstance(err.value, errors.NotFound) and isinstance(err.value, LookupError)
+    assert isinstance(err.value, errors.NotFound) and not isinstance(err.value, LookupError)  # no built-in base
     assert UnknownTrajectory is errors.UnknownTrajectory
 
 
@@ -148,7 +148,7 @@ def test_delete_and_prune_remove_only_what_they_name(store: MemoryStore) -> None
         store.save_trajectory(traj)
 
     store.delete_trajectory(doomed.id)
-    assert store.prune(older_than_days=7) == 1
+    assert len(store.remove_stale(older_than_days=7)) == 1
 
     assert [t.id for t in store.list_trajectories()] == [recent.id]
     with pytest.raises(UnknownTrajectory):
