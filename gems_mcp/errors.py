@@ -3,7 +3,7 @@
 Everything raised on purpose is a GemsError; no class here also derives from a built-in exception,
 so a boundary that catches GemsError never swallows a library's ValueError by accident. Each
 boundary maps the tree once: the server turns an error into an isError tool result whose sentence is
-the fact plus advice chosen by its class (server.advise); the CLI turns it into an exit code with
+the fact plus advice chosen by its class (advice.advise); the CLI turns it into an exit code with
 `exit_code` (the one table below).
 """
 

@@ -6,22 +6,22 @@ import base64
 import json
 import logging
 import weakref
-from collections.abc import Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import anyio
 from mcp.server.lowlevel import NotificationOptions
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult, ImageContent, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
 from gems_mcp import __version__, arguments, gallery, guide, http, inputs, results, uris
+from gems_mcp.advice import call, resource_errors, tool_errors
 from gems_mcp.config import Settings, load_settings
-from gems_mcp.errors import GemsError, JudgeError, NotFound, NotJudged, TrajectoryFinished, UnknownTrajectory
+from gems_mcp.errors import GemsError
 from gems_mcp.images import contact_sheet, encode_png, thumbnail
 from gems_mcp.loop import AgentLoop, RefineMode, RoundResult, VerdictInput
 from gems_mcp.results import CritiqueResult, RecallResult
@@ -185,7 +185,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings, model: guid
     ) -> CallToolResult:
         """Start a trajectory: fix its checklist and run round 1 (n candidates in one batch), optionally from a layout."""
         params = ImageParams(width=width, height=height, steps=steps, guidance=guidance, negative_prompt=negative_prompt)
-        result = await _call(
+        result = await call(
             loop.generate(prompt, requirements, intent, skill, n, seed, params, _progress(ctx),
                           layout=layout, background=background)
         )
@@ -228,7 +228,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings, model: guid
         seed: Annotated[int | None, Field(description="Seed of the first candidate; random when left out.")] = None,
     ) -> CallToolResult:
         """Record the last round's experience and run the next round: regenerate, edit, or repaint regions."""
-        result = await _call(
+        result = await call(
             loop.refine(trajectory_id, prompt, experience, mode, strength, n, seed, _progress(ctx),
                         edits=edits, image_id=image_id, layout=layout, background=background)
         )
@@ -249,7 +249,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings, model: guid
         ] = None,
     ) -> Annotated[CallToolResult, CritiqueResult]:
         """Verify a round against the checklist (with where each object was found), or record your verdicts."""
-        trajectory, rnd, notes = await _call(loop.critique(trajectory_id, round, verdicts, image_id))
+        trajectory, rnd, notes = await call(loop.critique(trajectory_id, round, verdicts, image_id))
         result = results.critique_result(trajectory, rnd, notes)
         return _structured(results.critique_text(trajectory, rnd, result, notes), result)
 
@@ -263,7 +263,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings, model: guid
     ) -> Annotated[CallToolResult, RecallResult]:
         """A trajectory's compressed history, lessons for a new prompt, or (with no arguments) recent trajectories."""
         # A worker thread: recall counts what it recalls (a locked write) and ranks lessons (bm25s, scipy).
-        recall = await _call(anyio.to_thread.run_sync(loop.recall, trajectory_id, query, budget))
+        recall = await call(anyio.to_thread.run_sync(loop.recall, trajectory_id, query, budget))
         parts = (recall.view, recall.lessons, recall.recent)
         notice = f"{recall.notice}\n\n" if recall.notice else ""
         return _structured(notice + results.recall_text(*parts), results.recall_result(*parts))
@@ -273,49 +273,7 @@ def _add_tools(mcp: GemsServer, loop: AgentLoop, settings: Settings, model: guid
         trajectory_id: Annotated[str, Field(description="The trajectory to end now.")],
     ) -> str:
         """End a trajectory before its budget is spent (e.g. you accept its best image); its lessons are kept."""
-        return results.close_text(await _call(loop.close(trajectory_id)))
-
-
-def advise(exc: GemsError) -> str:
-    """The error's fact, plus what the agent can do about it."""
-    fact = str(exc).rstrip(".")
-    if isinstance(exc, UnknownTrajectory):
-        return f"{fact}. Call recall_memory() with no arguments to list recent trajectories, or generate to start one."
-    if isinstance(exc, TrajectoryFinished):
-        return f"{fact}. Call generate to start a new one."
-    if isinstance(exc, NotJudged):
-        return (f"{fact}. Call critique('{exc.trajectory_id}') first "
-                "(with verdicts=[...] if you judge the image yourself).")
-    if isinstance(exc, JudgeError):
-        return (f"{fact}. The round and its images are kept: call critique again once GEMS_JUDGE is fixed, "
-                "or answer the questions yourself with critique(..., verdicts=[...]).")
-    return f"{fact}."
-
-
-async def _call(awaitable: Any) -> Any:
-    """Await a loop operation, turning its errors into isError tool results with advice."""
-    with _tool_errors():
-        return await awaitable
-
-
-@contextmanager
-def _tool_errors() -> Iterator[None]:
-    """The one mapping of the error tree to tool results: an isError result, the fact plus advice."""
-    try:
-        yield
-    except GemsError as exc:
-        raise ToolError(advise(exc)) from exc
-
-
-@contextmanager
-def _resource_errors() -> Iterator[None]:
-    """The one mapping of the error tree to resources/read errors: an id naming nothing is 'not found'."""
-    try:
-        yield
-    except NotFound as exc:
-        raise ResourceNotFoundError(str(exc)) from exc
-    except GemsError as exc:  # no rounds yet, a path outside a skill, an image file deleted by hand
-        raise ResourceError(str(exc)) from exc
+        return results.close_text(await call(loop.close(trajectory_id)))
 
 
 def _progress(ctx: Context) -> Any:
@@ -363,7 +321,7 @@ def _structured(text: str, result: BaseModel) -> CallToolResult:
 def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
     @mcp.resource(uris.IMAGE, name="image", mime_type="image/png", description="A full-size generated PNG.")
     def image(image_id: str) -> bytes:
-        with _resource_errors():
+        with resource_errors():
             return loop.images.png_bytes(image_id)
 
     @mcp.resource(
@@ -371,7 +329,7 @@ def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
         description="A trajectory: intent, checklist and every round (with layouts, edits and detections), as JSON.",
     )
     def trajectory(trajectory_id: str) -> str:
-        with _resource_errors():
+        with resource_errors():
             found = loop.trajectory(trajectory_id)
         return json.dumps({"answer": results.answer_text(found), **found.model_dump(mode="json")}, indent=1)
 
@@ -380,18 +338,18 @@ def _add_resources(mcp: GemsServer, loop: AgentLoop) -> None:
         description="Contact sheet: each round's best image labelled with its round and score.",
     )
     def sheet(trajectory_id: str) -> bytes:
-        with _resource_errors():
+        with resource_errors():
             return encode_png(results.trajectory_sheet(loop.trajectory(trajectory_id), loop.images))
 
     @mcp.resource(uris.SKILL, name="skill", mime_type="text/markdown", description="A skill's full instructions.")
     def skill(skill_id: str) -> str:
-        with _resource_errors():
+        with resource_errors():
             return results.skill_text(skill_id, "(your prompt)", loop.skills.body(skill_id))
 
     @mcp.resource(uris.SKILL_FILE, name="skill reference", mime_type="text/markdown",
                   description="A reference file of a skill (see its references list).")
     def skill_reference(skill_id: str, file: str) -> str:
-        with _resource_errors():
+        with resource_errors():
             return loop.skills.reference(skill_id, file)
 
 
@@ -424,7 +382,7 @@ def _skill_tool(loop: AgentLoop, skill_id: str) -> Any:
     async def call_skill(
         prompt: Annotated[str, Field(description="The user's prompt, to rewrite with this skill's instructions.")],
     ) -> str:
-        with _tool_errors():
+        with tool_errors():
             body = loop.skills.body(skill_id)
         return results.skill_text(skill_id, prompt, body)
 

@@ -18,7 +18,7 @@ LAYERS = {
     "images": 1, "generation": 1, "critique": 1, "memory": 1, "skills": 1,
     "shapes": 2,
     "params": 3, "guide": 3, "checklist": 3, "rounds": 3, "verdicts": 3, "results": 3, "loop": 3, "backends": 3,
-    "server": 4, "commands": 4, "gallery": 4, "arguments": 4, "http": 4,
+    "server": 4, "advice": 4, "commands": 4, "gallery": 4, "arguments": 4, "http": 4,
     "bench": 5,
     "cli": 6, "__init__": 6, "__main__": 6,  # the entry points: the CLI imports the bench lazily
 }
