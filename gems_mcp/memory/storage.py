@@ -25,7 +25,8 @@ from gems_mcp.errors import StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: one tinydb file for everything; 2: an index, one file per trajectory, lessons apart."""
 LOCK_TIMEOUT_S = 30.0
 
 RawTables = dict[str, dict[str, Any]]
@@ -214,8 +215,11 @@ class AtomicJSONStorage(Storage):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, data: RawTables) -> None:
-        """Replace the file with ``data``: temp file in the same folder, fsync, rename."""
+    def write(self, data: RawTables, durable: bool = True) -> None:
+        """Replace the file with ``data``: temp file in the same folder, fsync, rename.
+
+        ``durable=False`` skips the fsyncs, for bulk writes that sync once at the end (an import).
+        """
         if not self.lock.is_locked:
             raise RuntimeError("AtomicJSONStorage.write called without holding the memory lock")
         data.setdefault(META, {"1": {"schema_version": SCHEMA_VERSION}})
@@ -223,7 +227,7 @@ class AtomicJSONStorage(Storage):
         payload = {_WRITE_KEY: token, **data}
         try:
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-            self._replace_file(body)
+            self._replace_file(body, durable)
         except BaseException:
             # tinydb mutated the cached tables in place before calling us: they no longer
             # match the disk, so the next read must parse the file again.
@@ -231,17 +235,25 @@ class AtomicJSONStorage(Storage):
             raise
         self._snapshot = _Snapshot(key=_stat_key(os.stat(self.path)), token=token, tables=data)
 
-    def _replace_file(self, body: bytes) -> None:
+    def _replace_file(self, body: bytes, durable: bool) -> None:
         fd, tmp = tempfile.mkstemp(prefix=self._tmp_prefix, dir=self.path.parent)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
                 f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if durable:
+            _fsync_dir(self.path.parent)
+
+    def delete(self) -> None:
+        """Remove the file (call under the lock); a reader then finds no file, never half of one."""
+        self.path.unlink(missing_ok=True)
+        self._snapshot = None
         _fsync_dir(self.path.parent)
 
     def remove_orphan_temps(self) -> None:
