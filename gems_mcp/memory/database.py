@@ -13,14 +13,16 @@ lock that cannot be written leaves the database read-only, and every write says 
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from tinydb import TinyDB
 
 from gems_mcp.memory import migration
@@ -131,19 +133,27 @@ class Database:
     # -- start-up --------------------------------------------------------------------------
 
     def _open(self) -> None:
-        """Sweep, migrate or rebuild; a corrupt index is moved aside; other trouble leaves the store read-only."""
+        """Read the index; make, migrate or rebuild it under the lock only when needed; sweep what no writer holds.
+
+        A home already in shape opens without waiting on any lock, however busy other processes are.
+        A corrupt index is moved aside; other trouble leaves the store read-only.
+        """
         for _ in range(2):
             try:
-                with self._locked(), holding(self.lesson_file.lock, self.lesson_file.path):
-                    self._storage.remove_orphan_temps()
-                    self.lesson_file.remove_orphan_temps()
-                    self._prepare()
-                    self.shards.sweep_temps()
+                self._probe_writable()
+                tables = self._storage.read()
+                if tables is None or schema_version(tables) < SCHEMA_VERSION:
+                    with self._locked(), holding(self.lesson_file.lock, self.lesson_file.path):
+                        self._prepare()
+                self._sweep()
                 return
             except MemoryCorrupted as exc:  # moved aside: the second pass rebuilds from the trajectory files
                 self.notice = str(exc)
             except MemoryStoreError as exc:
                 self.write_problem = self.write_problem or str(exc)
+                break
+            except OSError as exc:
+                self.write_problem = self.write_problem or _cannot("written", exc, self.path)
                 break
         if self.write_problem is None:
             return
@@ -154,10 +164,35 @@ class Database:
         except (OSError, MemoryStoreError) as exc:
             self.read_problem = _cannot("read", exc, self.path) if isinstance(exc, OSError) else str(exc)
 
+    def _probe_writable(self) -> None:
+        """OSError when the index lock cannot be taken at all (a folder, no permission); busy is fine."""
+        self.check_writable()
+        self.shards.folder.mkdir(exist_ok=True)
+        try:
+            self.index_lock.acquire(timeout=0)
+        except Timeout:
+            return
+        self.index_lock.release()
+        for folder in (self.home, self.shards.folder):
+            if folder.is_dir() and not os.access(folder, os.W_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
+
+    def _sweep(self) -> None:
+        """Delete temp files of killed writers, each under its file's lock, skipping what a live writer holds."""
+        for storage in (self._storage, self.lesson_file.bodies, self.lesson_file.index):
+            if not any(self.home.glob(storage.path.name + ".tmp-*")):
+                continue
+            try:
+                with storage.lock.acquire(timeout=0):
+                    storage.remove_orphan_temps()
+            except Timeout:
+                continue
+        self.shards.sweep_temps()
+
     def _prepare(self) -> None:
         """Under the index lock: a missing index is made (from the trajectory files, if any), an old file split."""
         self.shards.folder.mkdir(exist_ok=True)
-        tables = self._storage.read()
+        tables = self._storage.read()  # again: another process may have done it while we waited
         if tables is None:
             entries = migration.rebuild_index(self.shards)
             self._storage.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, TRAJECTORIES: entries})
