@@ -26,7 +26,8 @@ SUFFIX = ".json"
 LOCK_SUFFIX = ".lock"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
 _DOC_ID = 1
-_CACHED_SHARDS = 128
+_CACHED_SHARDS = 32
+"""Open shards kept, with their parsed file: the trajectories being worked on, not the whole store."""
 
 
 def shard_name(trajectory_id: str) -> str:
@@ -60,10 +61,16 @@ class Shard:
         with self.mutex:
             self._table.upsert(Document(record, doc_id=_DOC_ID))
 
+    def write_encoded(self, encoded: bytes) -> None:
+        """Replace the record with one already encoded as a JSON object (call under ``lock``)."""
+        with self.mutex:
+            self.storage.write_document(TABLE, str(_DOC_ID), encoded)
+
     def write_bulk(self, record: dict[str, Any]) -> None:
         """Replace the record without fsync (call under ``lock``); the caller syncs once for many."""
         with self.mutex:
             self.storage.write({TABLE: {str(_DOC_ID): record}}, durable=False)
+            self.storage.forget()  # a bulk write is rarely read back soon: keep no parse of it
 
     def delete(self) -> None:
         """Remove the trajectory's file (call under ``lock``)."""
@@ -126,6 +133,7 @@ class ShardSet:
         return removed
 
 
+INDEX_FIELDS = ("id", "intent", "status", "created_at", "updated_at")
 INTENT_CHARS = 200
 """The index keeps this much of an intent: enough to list, never a megabyte per row."""
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from gems_mcp.errors import InvalidRequest, UnknownTrajectory
 from gems_mcp.memory.database import DB_NAME, LESSONS, MIGRATIONS, TRAJECTORIES, Database
-from gems_mcp.memory.shards import index_entry, index_key
+from gems_mcp.memory.shards import INDEX_FIELDS, index_entry, index_key
 from gems_mcp.memory.storage import (
     LOCK_TIMEOUT_S,
     SCHEMA_VERSION,
@@ -91,9 +91,9 @@ class MemoryStore(Database):
                     f"update_trajectory: fn changed the id from {trajectory_id!r} to {updated.id!r}"
                 )
             updated = updated.model_copy(update={"updated_at": now()})
-            record = updated.model_dump(mode="json")
-            shard.write(record)
-            entry = index_entry(record)
+            # pydantic encodes in one pass what model_dump + json.dumps take three times as long for
+            shard.write_encoded(updated.model_dump_json().encode())
+            entry = index_entry(updated.model_dump(mode="json", include=set(INDEX_FIELDS)))
             if self._index_is_stale(index_key(trajectory_id), entry):
                 self._index_put({index_key(trajectory_id): entry})
             return updated
@@ -197,7 +197,8 @@ class MemoryStore(Database):
         return sorted(rows, key=lambda e: e.get("created_at", 0), reverse=True)
 
     def _index_is_stale(self, key: str, entry: dict[str, Any]) -> bool:
-        row = self._index().get(key)
+        with self._mutex:
+            row = ((self._storage.read() or {}).get(TRAJECTORIES) or {}).get(key)
         return (row is None or any(row.get(f) != entry[f] for f in ("id", "intent", "status", "created_at"))
                 or entry["updated_at"] - row.get("updated_at", 0) > INDEX_SLACK_S)
 
