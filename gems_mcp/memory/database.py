@@ -106,7 +106,8 @@ class Database:
         """
         self.check_writable()
         try:
-            with holding(lock or self.index_lock, self.path), (mutex or self._mutex):
+            lock = lock or self.index_lock
+            with holding(lock, Path(lock.lock_file).with_suffix("")), (mutex or self._mutex):
                 yield
         except OSError as exc:
             raise MemoryStoreError(_cannot("written", exc, self.path)) from exc

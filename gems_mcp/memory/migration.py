@@ -9,6 +9,7 @@ simply written again.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import shutil
@@ -70,7 +71,7 @@ def split_single_file(path: Path, tables: RawTables, version: int, shards: Shard
             continue
         shard = shards.get(trajectory_id)
         with shard.lock:
-            shard.write_bulk(record)
+            shard.write_encoded(json.dumps(record, ensure_ascii=False).encode(), durable=False)
         entries[index_key(trajectory_id)] = index_entry(record)
     lessons.replace_all(upgraded)
     os.sync()  # every file above is on disk before the index that names them replaces the old file

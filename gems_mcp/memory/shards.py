@@ -16,7 +16,6 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 from tinydb import TinyDB
-from tinydb.table import Document
 
 from gems_mcp.memory.storage import LOCK_TIMEOUT_S, AtomicJSONStorage
 
@@ -56,21 +55,17 @@ class Shard:
             doc = self._table.get(doc_id=_DOC_ID)
             return None if doc is None else dict(doc)  # type: ignore[arg-type]
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Replace the record (call under ``lock``)."""
-        with self.mutex:
-            self._table.upsert(Document(record, doc_id=_DOC_ID))
+    def read_encoded(self) -> bytes | None:
+        """The stored record as JSON bytes, for pydantic to parse directly; None when not stored."""
+        return self.storage.read_document(TABLE, str(_DOC_ID))
 
-    def write_encoded(self, encoded: bytes) -> None:
-        """Replace the record with one already encoded as a JSON object (call under ``lock``)."""
-        with self.mutex:
-            self.storage.write_document(TABLE, str(_DOC_ID), encoded)
+    def write_encoded(self, encoded: bytes, durable: bool = True) -> None:
+        """Replace the record with one already encoded as a JSON object (call under ``lock``).
 
-    def write_bulk(self, record: dict[str, Any]) -> None:
-        """Replace the record without fsync (call under ``lock``); the caller syncs once for many."""
+        ``durable=False`` skips the fsync, for bulk writes that sync once at the end.
+        """
         with self.mutex:
-            self.storage.write({TABLE: {str(_DOC_ID): record}}, durable=False)
-            self.storage.forget()  # a bulk write is rarely read back soon: keep no parse of it
+            self.storage.write_document(TABLE, str(_DOC_ID), encoded, durable)
 
     def delete(self) -> None:
         """Remove the trajectory's file (call under ``lock``)."""

@@ -235,7 +235,7 @@ class AtomicJSONStorage(Storage):
             raise
         self._snapshot = _Snapshot(key=_stat_key(os.stat(self.path)), token=token, tables=data)
 
-    def write_document(self, table: str, doc_id: str, encoded: bytes) -> None:
+    def write_document(self, table: str, doc_id: str, encoded: bytes, durable: bool = True) -> None:
         """Replace the file with one table of one document already encoded as JSON (by pydantic, say).
 
         The same file write() would give, without building and encoding a dict: the cost of a round's write.
@@ -248,7 +248,31 @@ class AtomicJSONStorage(Storage):
         # '{"_write":..,"_meta":..,' + '"trajectory":{"1":' + encoded + '}}'
         prefix = f"{head[:-1]},{json.dumps(table)}:{{{json.dumps(doc_id)}:"
         self._snapshot = None  # the next read parses what was written
-        self._replace_file(prefix.encode() + encoded + b"}}", durable=True)
+        self._replace_file(prefix.encode() + encoded + b"}}", durable)
+
+    def read_document(self, table: str, doc_id: str) -> bytes | None:
+        """One document's JSON as stored, from a file write_document wrote; None when there is no file.
+
+        The bytes go straight to pydantic (``model_validate_json``), with no dict built on the way. A
+        file of another shape (an older writer, a hand edit) or a corrupt one goes through read(),
+        which parses it or moves it aside.
+        """
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        marker = f",{json.dumps(table)}:{{{json.dumps(doc_id)}:".encode()
+        at = raw.find(marker, 0, 256)
+        if at > 0 and raw.startswith(b'{"' + _WRITE_KEY.encode()) and raw.endswith(b"}}"):
+            try:
+                head = json.loads(raw[:at] + b"}")
+            except ValueError:
+                head = None
+            if isinstance(head, dict) and schema_version(head) <= SCHEMA_VERSION:
+                return raw[at + len(marker) : -2]
+        doc = ((self.read() or {}).get(table) or {}).get(doc_id)
+        return None if doc is None else json.dumps(doc, ensure_ascii=False).encode()
 
     def _replace_file(self, body: bytes, durable: bool) -> None:
         """Temp file, fsync, rename: a reader sees the old file or the new one, never a mix.

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from gems_mcp.errors import InvalidRequest, UnknownTrajectory
 from gems_mcp.memory.database import DB_NAME, LESSONS, MIGRATIONS, TRAJECTORIES, Database
-from gems_mcp.memory.shards import INDEX_FIELDS, index_entry, index_key
+from gems_mcp.memory.shards import INDEX_FIELDS, Shard, index_entry, index_key
 from gems_mcp.memory.storage import (
     LOCK_TIMEOUT_S,
     SCHEMA_VERSION,
@@ -53,6 +53,10 @@ INDEX_SLACK_S = 3600.0
 older than this: most writes touch the trajectory's own file only. Retention checks the file itself."""
 
 
+def _entry(traj: Trajectory) -> dict[str, Any]:
+    return index_entry(traj.model_dump(mode="json", include=set(INDEX_FIELDS)))
+
+
 class MemoryStore(Database):
     """Trajectories and lessons of one GEMS home, safe to share between processes."""
 
@@ -66,12 +70,11 @@ class MemoryStore(Database):
     def save_trajectory(self, traj: Trajectory) -> None:
         """Insert a new trajectory; one already stored is changed only with update_trajectory."""
         shard = self.shards.get(traj.id)
-        record = traj.model_dump(mode="json")
         with self._locked(shard.lock, shard.mutex):
-            if shard.read() is not None:
+            if shard.exists():
                 raise InvalidRequest(f"trajectory {traj.id!r} is already stored")
-            shard.write(record)
-            self._index_put({index_key(traj.id): index_entry(record)})
+            shard.write_encoded(traj.model_dump_json().encode())
+            self._index_put({index_key(traj.id): _entry(traj)})
 
     def update_trajectory(
         self, trajectory_id: str, fn: Callable[[Trajectory], Trajectory]
@@ -82,7 +85,7 @@ class MemoryStore(Database):
         """
         shard = self.shards.get(trajectory_id)
         with self._locked(shard.lock, shard.mutex):
-            current = self._parse(trajectory_id, shard.read())
+            current = self._parse(shard)
             updated = fn(current)
             if not isinstance(updated, Trajectory):
                 raise TypeError("update_trajectory: fn must return a Trajectory")
@@ -93,7 +96,7 @@ class MemoryStore(Database):
             updated = updated.model_copy(update={"updated_at": now()})
             # pydantic encodes in one pass what model_dump + json.dumps take three times as long for
             shard.write_encoded(updated.model_dump_json().encode())
-            entry = index_entry(updated.model_dump(mode="json", include=set(INDEX_FIELDS)))
+            entry = _entry(updated)
             if self._index_is_stale(index_key(trajectory_id), entry):
                 self._index_put({index_key(trajectory_id): entry})
             return updated
@@ -101,7 +104,7 @@ class MemoryStore(Database):
     def get_trajectory(self, trajectory_id: str) -> Trajectory:
         """The stored trajectory with this id; UnknownTrajectory if there is none."""
         with self._reading():
-            return self._parse(trajectory_id, self.shards.get(trajectory_id).read())
+            return self._parse(self.shards.get(trajectory_id))
 
     def list_trajectories(self, limit: int | None = None) -> list[Trajectory]:
         """Stored trajectories, newest (by creation) first, at most ``limit`` of them."""
@@ -123,7 +126,7 @@ class MemoryStore(Database):
         """Remove one trajectory; UnknownTrajectory if there is none."""
         shard = self.shards.get(trajectory_id)
         with self._locked(shard.lock, shard.mutex):
-            if shard.read() is None:
+            if not shard.exists():
                 raise UnknownTrajectory(trajectory_id)
             shard.delete()
             self._index_drop([index_key(trajectory_id)])
@@ -174,14 +177,18 @@ class MemoryStore(Database):
                 out.append(record)
         return out
 
-    def _parse(self, trajectory_id: str, record: dict[str, Any] | None) -> Trajectory:
-        if record is None:
-            raise UnknownTrajectory(trajectory_id)
+    def _parse(self, shard: Shard) -> Trajectory:
+        """The stored trajectory, parsed by pydantic straight from the file's bytes."""
+        encoded = shard.read_encoded()
+        if encoded is None:
+            raise UnknownTrajectory(shard.trajectory_id)
         try:
-            return Trajectory.model_validate(record)
+            return Trajectory.model_validate_json(encoded)
         except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                shard.storage.read()  # a damaged file: read() moves it aside and says so (MemoryCorrupted)
             raise MemoryStoreError(
-                f"Trajectory {trajectory_id!r} in {self.home} does not match the current "
+                f"Trajectory {shard.trajectory_id!r} in {self.home} does not match the current "
                 f"format and cannot be read: {exc.errors()[0]['msg']}."
             ) from None
 
@@ -277,10 +284,9 @@ class MemoryStore(Database):
         rows = {}
         for traj in fresh:  # each file under its own lock; no index lock meanwhile (writers take shard, then index)
             shard = self.shards.get(traj.id)
-            record = traj.model_dump(mode="json")
             with self._locked(shard.lock, shard.mutex):
-                shard.write_bulk(record)
-            rows[index_key(traj.id)] = index_entry(record)
+                shard.write_encoded(traj.model_dump_json().encode(), durable=False)
+            rows[index_key(traj.id)] = _entry(traj)
         os.sync()  # every file on disk before the index names it
         if rows:
             self._index_put(rows)
