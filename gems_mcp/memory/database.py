@@ -27,7 +27,7 @@ from tinydb import TinyDB
 
 from gems_mcp.memory import migration
 from gems_mcp.memory.lesson_store import LessonFile
-from gems_mcp.memory.shards import TRAJECTORY_DIR, ShardSet
+from gems_mcp.memory.shards import TMP_DIR, TRAJECTORY_DIR, ShardSet
 from gems_mcp.memory.storage import (
     LOCK_TIMEOUT_S,
     META,
@@ -168,7 +168,7 @@ class Database:
     def _probe_writable(self) -> None:
         """OSError when the index lock cannot be taken at all (a folder, no permission); busy is fine."""
         self.check_writable()
-        self.shards.folder.mkdir(exist_ok=True)
+        (self.shards.folder / TMP_DIR).mkdir(parents=True, exist_ok=True)
         try:
             self.index_lock.acquire(timeout=0)
         except Timeout:
@@ -180,8 +180,9 @@ class Database:
 
     def _sweep(self) -> None:
         """Delete temp files of killed writers, each under its file's lock, skipping what a live writer holds."""
+        names = [entry.name for entry in os.scandir(self.home)]
         for storage in (self._storage, self.lesson_file.bodies, self.lesson_file.index):
-            if not any(self.home.glob(storage.path.name + ".tmp-*")):
+            if not any(name.startswith(storage.path.name + ".tmp-") for name in names):
                 continue
             try:
                 with storage.lock.acquire(timeout=0):

@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from gems_mcp.memory.storage import LOCK_TIMEOUT_S, AtomicJSONStorage, RawTables, holding
+from gems_mcp.memory.storage import (
+    LOCK_TIMEOUT_S,
+    META,
+    SCHEMA_VERSION,
+    AtomicJSONStorage,
+    RawTables,
+    holding,
+    schema_version,
+)
 from gems_mcp.types import Lesson
 
 log = logging.getLogger(__name__)
@@ -33,6 +41,13 @@ def lesson_doc_id(lesson_id: str) -> str:
     return str(int.from_bytes(hashlib.blake2b(lesson_id.encode(), digest_size=6).digest(), "big"))
 
 
+class _LessonsFileDoc(BaseModel):
+    """lessons.json as pydantic reads it in one pass."""
+
+    meta: dict[str, dict[str, Any]] = Field(default_factory=dict, alias="_meta")
+    lessons: dict[str, Lesson] = Field(default_factory=dict)
+
+
 def _size(record: dict[str, Any]) -> int:
     return len(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
@@ -46,7 +61,7 @@ class LessonFile:
         self.bodies = AtomicJSONStorage(self.path, self.lock)
         self.index = AtomicJSONStorage(home / INDEX_NAME, self.lock)
         self._mutex = threading.RLock()
-        self._parsed: tuple[object, dict[str, Lesson]] | None = None
+        self._parsed: tuple[object, dict[str, Lesson]] | None = None  # (file identity, lessons)
 
     # -- reading (no lock) -----------------------------------------------------------------
 
@@ -58,8 +73,8 @@ class LessonFile:
     def lessons(self) -> list[Lesson]:
         """Every stored lesson with its recall count, oldest first."""
         with self._mutex:
-            bodies, index = self._tables()
-            parsed = self._validated(bodies)
+            parsed = self._parsed_lessons()
+            index = (self.index.read() or {}).get(RECALLS) or {}
         out = []
         for doc_id, lesson in parsed.items():
             recalls = (index.get(doc_id) or {}).get("recalls", lesson.recalls)
@@ -67,17 +82,35 @@ class LessonFile:
         out.sort(key=lambda lesson: lesson.created_at)
         return out
 
-    def _validated(self, bodies: dict[str, Any]) -> dict[str, Lesson]:
-        """The lessons parsed once per version of the file (the parse is most of a recall's cost)."""
-        if self._parsed is not None and self._parsed[0] is bodies:
+    def _parsed_lessons(self) -> dict[str, Lesson]:
+        """The lessons parsed once per version of the file, by pydantic straight from its bytes.
+
+        A file pydantic refuses whole (one bad lesson, a damaged file, a newer schema) goes the slow
+        way: read() (which moves a damaged file aside) and one lesson at a time, skipping bad ones.
+        """
+        identity = self.bodies.identity()
+        if self._parsed is not None and self._parsed[0] == identity:
             return self._parsed[1]
+        raw = self.bodies.read_bytes()
+        parsed: dict[str, Lesson] | None = {} if raw is None else None
+        if raw is not None:
+            try:
+                doc = _LessonsFileDoc.model_validate_json(raw)
+                parsed = doc.lessons if schema_version({META: doc.meta}) <= SCHEMA_VERSION else None
+            except ValidationError:
+                parsed = None
+        if parsed is None:
+            parsed = self._validated((self.bodies.read() or {}).get(LESSONS) or {})
+        self._parsed = (identity, parsed)
+        return parsed
+
+    def _validated(self, bodies: dict[str, Any]) -> dict[str, Lesson]:
         parsed: dict[str, Lesson] = {}
         for doc_id, doc in bodies.items():
             try:
                 parsed[doc_id] = Lesson.model_validate(doc)
             except ValidationError as exc:
                 log.warning("skipping unreadable lesson %r in %s: %s", doc.get("id"), self.path, exc)
-        self._parsed = (bodies, parsed)
         return parsed
 
     def records(self) -> list[dict[str, Any]]:

@@ -23,6 +23,8 @@ TRAJECTORY_DIR = "trajectories"
 TABLE = "trajectory"
 SUFFIX = ".json"
 LOCK_SUFFIX = ".lock"
+TMP_DIR = ".tmp"
+"""Temp files of trajectory writes, apart: start-up looks for a killed writer's there, not among thousands."""
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,79}")
 _DOC_ID = 1
 _CACHED_SHARDS = 32
@@ -45,7 +47,7 @@ class Shard:
         self.lock = FileLock(str(self.path) + LOCK_SUFFIX, timeout=LOCK_TIMEOUT_S)
         # tinydb mutates its cached tables in place while writing: readers in this process wait for that.
         self.mutex = threading.RLock()
-        self._db = TinyDB(self.path, self.lock, storage=AtomicJSONStorage)
+        self._db = TinyDB(self.path, self.lock, storage=AtomicJSONStorage, tmp_dir=folder / TMP_DIR)
         self.storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
         self._table = self._db.table(TABLE, cache_size=0)
 
@@ -113,7 +115,7 @@ class ShardSet:
     def sweep_temps(self) -> int:
         """Delete temp files of interrupted writes whose trajectory no writer holds now; how many."""
         try:
-            names = [e.name for e in os.scandir(self.folder) if ".json.tmp-" in e.name]
+            names = [e.name for e in os.scandir(self.folder / TMP_DIR) if ".json.tmp-" in e.name]
         except FileNotFoundError:
             return 0
         removed = 0
@@ -121,7 +123,7 @@ class ShardSet:
             lock = FileLock(str(self.folder / name.split(".tmp-")[0]) + LOCK_SUFFIX, timeout=0)
             try:
                 with lock:
-                    (self.folder / name).unlink(missing_ok=True)
+                    (self.folder / TMP_DIR / name).unlink(missing_ok=True)
                     removed += 1
             except Timeout:  # a live writer: its temp file is about to be renamed
                 continue

@@ -147,9 +147,11 @@ class AtomicJSONStorage(Storage):
     Reads take no lock (a replaced file is always whole); writes must run under ``lock``.
     """
 
-    def __init__(self, path: Path, lock: FileLock) -> None:
+    def __init__(self, path: Path, lock: FileLock, tmp_dir: Path | None = None) -> None:
         self.path = Path(path)
         self.lock = lock
+        self.tmp_dir = tmp_dir or self.path.parent
+        """Where temp files are written before their rename (the same file system as ``path``)."""
         self._tmp_prefix = self.path.name + ".tmp-"
         self._snapshot: _Snapshot | None = None
 
@@ -250,6 +252,22 @@ class AtomicJSONStorage(Storage):
         self._snapshot = None  # the next read parses what was written
         self._replace_file(prefix.encode() + encoded + b"}}", durable)
 
+    def identity(self) -> tuple[tuple[int, int, int], str | None] | None:
+        """What tells this version of the file from any other (stat and write token); None when there is no file."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            return _stat_key(os.fstat(f.fileno())), _head_token(f.read(_HEAD_BYTES))
+
+    def read_bytes(self) -> bytes | None:
+        """The file's bytes as they are (for a parser that reads JSON itself); None when there is no file."""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+
     def read_document(self, table: str, doc_id: str) -> bytes | None:
         """One document's JSON as stored, from a file write_document wrote; None when there is no file.
 
@@ -280,7 +298,7 @@ class AtomicJSONStorage(Storage):
         The folder is not fsynced: after a power cut the rename may be lost, leaving the previous
         version, whole. That is the round being written lost, as the design allows.
         """
-        fd, tmp = tempfile.mkstemp(prefix=self._tmp_prefix, dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=self._tmp_prefix, dir=self.tmp_dir)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
@@ -304,6 +322,6 @@ class AtomicJSONStorage(Storage):
 
     def remove_orphan_temps(self) -> None:
         """Delete temp files left by a writer that was killed mid-write (call under the lock)."""
-        for orphan in self.path.parent.glob(self._tmp_prefix + "*"):
+        for orphan in self.tmp_dir.glob(self._tmp_prefix + "*"):
             log.warning("removing %s left by an interrupted write", orphan)
             orphan.unlink(missing_ok=True)

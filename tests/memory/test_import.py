@@ -104,7 +104,7 @@ def test_a_record_with_a_bad_field_is_refused_with_its_line_and_field_and_nothin
     assert f"line {record_line}: trajectories[2] field 'rounds.1.index'" in err
     assert "nothing was imported" in err and err.count("\n") == 1
     assert other.list_trajectories() == [] and other.lessons() == []
-    assert not list((tmp_path / "other" / "trajectories").iterdir())
+    assert not list((tmp_path / "other" / "trajectories").glob("*.json"))
 
 
 def test_a_file_that_is_not_json_is_refused_with_the_line(
