@@ -34,7 +34,9 @@ from gems_mcp.memory.storage import (
     SCHEMA_VERSION,
     AtomicJSONStorage,
     MemoryCorrupted,
+    MemorySchemaTooNew,
     MemoryStoreError,
+    RawTables,
     holding,
     schema_version,
 )
@@ -142,10 +144,14 @@ class Database:
         for _ in range(2):
             try:
                 self._probe_writable()
-                tables = self._storage.read()
-                if tables is None or schema_version(tables) < SCHEMA_VERSION:
-                    with self._locked(), holding(self.lesson_file.lock, self.lesson_file.path):
-                        self._prepare()
+                version = self._storage.peek_version()  # the index is parsed when first listed
+                if version is None:  # no index, or not one this version wrote: parse it whole
+                    tables = self._storage.read()
+                    version = None if tables is None else schema_version(tables)
+                if version is not None and version > SCHEMA_VERSION:
+                    raise MemorySchemaTooNew(self.path, version)
+                if version is None or version < SCHEMA_VERSION:
+                    self._rebuild()
                 self._sweep()
                 return
             except MemoryCorrupted as exc:  # moved aside: the second pass rebuilds from the trajectory files
@@ -190,6 +196,19 @@ class Database:
             except Timeout:
                 continue
         self.shards.sweep_temps()
+
+    def _rebuild(self) -> None:
+        with self._locked(), holding(self.lesson_file.lock, self.lesson_file.path):
+            self._prepare()
+
+    def _index_tables(self) -> RawTables:
+        """The index; one found damaged after start-up is moved aside and rebuilt from the trajectory files."""
+        try:
+            return self._storage.read() or {}
+        except MemoryCorrupted as exc:
+            self.notice = str(exc)
+            self._rebuild()
+            return self._storage.read() or {}
 
     def _prepare(self) -> None:
         """Under the index lock: a missing index is made (from the trajectory files, if any), an old file split."""

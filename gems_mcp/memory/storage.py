@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ META = "_meta"
 # versions apart even when inode, size and mtime all collide (inodes are reused after replace).
 _WRITE_KEY = "_write"
 _HEAD_BYTES = 64
+_HEAD_VERSION = re.compile(rb'\{"' + _WRITE_KEY.encode() + rb'":"[0-9a-f]*","' + META.encode()
+                           + rb'":\{"1":\{"schema_version":(\d+)\}\}')
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -251,6 +254,19 @@ class AtomicJSONStorage(Storage):
         prefix = f"{head[:-1]},{json.dumps(table)}:{{{json.dumps(doc_id)}:"
         self._snapshot = None  # the next read parses what was written
         self._replace_file(prefix.encode() + encoded + b"}}", durable)
+
+    def peek_version(self) -> int | None:
+        """The schema version from the first bytes of a file this storage wrote, without parsing the rest.
+
+        None when there is no file or its start does not tell (another writer's layout): read() it whole then.
+        """
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(_HEAD_BYTES * 2)
+        except FileNotFoundError:
+            return None
+        match = _HEAD_VERSION.match(head)
+        return int(match.group(1)) if match else None
 
     def identity(self) -> tuple[tuple[int, int, int], str | None] | None:
         """What tells this version of the file from any other (stat and write token); None when there is no file."""

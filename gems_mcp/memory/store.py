@@ -197,7 +197,7 @@ class MemoryStore(Database):
     def _index(self) -> dict[str, dict[str, Any]]:
         """The index rows by key; read without a lock (the file is always whole)."""
         with self._reading(), self._mutex:
-            return dict((self._storage.read() or {}).get(TRAJECTORIES) or {})
+            return dict(self._index_tables().get(TRAJECTORIES) or {})
 
     def _index_by_age(self) -> list[dict[str, Any]]:
         rows = [e for e in self._index().values() if isinstance(e.get("id"), str)]
@@ -205,19 +205,19 @@ class MemoryStore(Database):
 
     def _index_is_stale(self, key: str, entry: dict[str, Any]) -> bool:
         with self._mutex:
-            row = ((self._storage.read() or {}).get(TRAJECTORIES) or {}).get(key)
+            row = (self._index_tables().get(TRAJECTORIES) or {}).get(key)
         return (row is None or any(row.get(f) != entry[f] for f in ("id", "intent", "status", "created_at"))
                 or entry["updated_at"] - row.get("updated_at", 0) > INDEX_SLACK_S)
 
     def _index_put(self, rows: dict[str, dict[str, Any]]) -> None:
         with self._locked():
-            tables = dict(self._storage.read() or {})
+            tables = dict(self._index_tables())
             tables[TRAJECTORIES] = {**(tables.get(TRAJECTORIES) or {}), **rows}
             self._storage.write(tables)
 
     def _index_drop(self, keys: list[str]) -> None:
         with self._locked():
-            tables = dict(self._storage.read() or {})
+            tables = dict(self._index_tables())
             index = dict(tables.get(TRAJECTORIES) or {})
             for key in keys:
                 index.pop(key, None)

@@ -149,3 +149,19 @@ def test_ids_that_are_not_file_names_are_stored_under_a_digest(store: MemoryStor
     assert store.get_trajectory(odd.id) == odd
     [file] = (home / "trajectories").glob("*.json")
     assert file.name.startswith("x-") and os.sep not in file.name[:-5]
+
+
+def test_an_index_damaged_past_its_first_bytes_is_rebuilt_when_first_listed(home: Path, store: MemoryStore) -> None:
+    trajs = [make_trajectory(1) for _ in range(3)]
+    for traj in trajs:
+        store.save_trajectory(traj)
+    index = home / "memory.json"
+    body = index.read_bytes()
+    index.write_bytes(body[: len(body) - 30])  # start-up reads only the head: this opens
+
+    reopened = MemoryStore(home)
+
+    assert {t.id for t in reopened.list_trajectories()} == {t.id for t in trajs}
+    notice = reopened.take_notice()
+    assert notice is not None and "corrupt" in notice and str(index) in notice
+    assert len(list(home.glob("memory.json.corrupt-*"))) == 1
