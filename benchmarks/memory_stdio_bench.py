@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.memory_bench import ROUNDS_PER_TRAJECTORY, _intent  # noqa: E402
 from gems_mcp.memory.lessons import extract_lessons  # noqa: E402
+from gems_mcp.memory.store import MemoryStore  # noqa: E402
 from tests.memory.factories import make_trajectory  # noqa: E402
 
 QUERY = "three red circles left of a blue square"
@@ -50,25 +51,42 @@ def write_export(path: Path, rounds: int) -> None:
     path.write_text(json.dumps({"schema_version": 2, "trajectories": trajectories, "lessons": lessons}, indent=2))
 
 
+async def _call(client: Client, tool: str, args: dict) -> object:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result
+    return result
+
+
 async def one_session(home: Path) -> tuple[float, float]:
-    """(first recall with a query after start, close_trajectory) in seconds, on a new server."""
-    env = {**os.environ, "GEMS_HOME": str(home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    """(first recall with a query after start, close_trajectory) in seconds, on a new server.
+
+    The closed trajectory has a question that failed in round 1 and passed in round 2 (the agent's
+    verdicts), so closing it keeps a lesson: the close writes the trajectory, the index and the lessons.
+    """
+    env = {**os.environ, "GEMS_HOME": str(home), "GEMS_JUDGE": "none", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
     env.pop("GEMS_MODEL", None)
     params = StdioServerParameters(command=sys.executable, args=["-m", "gems_mcp", "serve"], env=env)
     async with Client(params) as client:
         await client.list_tools()
         t0 = time.perf_counter()
-        recall = await client.call_tool("recall_memory", {"query": QUERY})
+        await _call(client, "recall_memory", {"query": QUERY})
         first_recall = time.perf_counter() - t0
-        assert not recall.is_error, recall
-        made = await client.call_tool("generate", {"prompt": "two red circles", "steps": 4})
-        assert not made.is_error, made
-        match = _TRAJECTORY_ID.search(made.content[0].text)  # type: ignore[union-attr]
+        made = await _call(client, "generate", {"prompt": "two red circles", "steps": 4,
+                                                "requirements": ["Are there two circles?", "Are they red?"]})
+        match = _TRAJECTORY_ID.search(made.content[0].text)  # type: ignore[attr-defined]
         assert match is not None
+        tid = match.group(1)
+        asked = await _call(client, "critique", {"trajectory_id": tid})  # no judge: the questions come back
+        ids = sorted(set(re.findall(r"\bq\d+\b", asked.content[0].text)))  # type: ignore[attr-defined]
+        await _call(client, "critique", {"trajectory_id": tid, "verdicts": [{"id": q, "passed": False} for q in ids]})
+        await _call(client, "refine", {"trajectory_id": tid, "prompt": "two red circles and a blue square",
+                                       "experience": "the count was wrong; state it first"})
+        await _call(client, "critique", {"trajectory_id": tid,
+                                         "verdicts": [{"id": q, "passed": q == "q1"} for q in ids]})
         t0 = time.perf_counter()
-        closed = await client.call_tool("close_trajectory", {"trajectory_id": match.group(1)})
+        await _call(client, "close_trajectory", {"trajectory_id": tid})
         close = time.perf_counter() - t0
-        assert not closed.is_error, closed
     return first_recall, close
 
 
@@ -89,6 +107,8 @@ def main() -> None:
         for _ in range(args.repeats):  # interleaved, so a busy spell of the machine hits both
             for name, home in (("large", large), ("small", small)):
                 times[name].append(anyio.run(one_session, home))
+        kept = len(MemoryStore(small).lessons())
+        assert kept == args.repeats, f"each close should have kept one lesson, the fresh home has {kept}"
         print(f"{'median ms over ' + str(args.repeats) + ' server starts':<40} {'large':>8} {'fresh':>8} {'large/fresh':>12}")
         for i, what in enumerate(("first recall_memory(query) after start", "close_trajectory")):
             big = statistics.median(t[i] for t in times["large"]) * 1000

@@ -259,6 +259,8 @@ def test_kill_9_during_writes_leaves_a_database_that_loads(home: Path, store: Me
     assert len(rounds) >= 60
     assert [r.index for r in rounds] == list(range(1, len(rounds) + 1))
     assert not list(home.glob("**/*.tmp-*")), "interrupted temp files are cleaned up"
+    # every trajectory is whole: the shared one and each killed writer's own
+    assert {t.id for t in reopened.list_trajectories()} == {shared.id, "t-own-k0", "t-own-k1", "t-own-k2"}
     # The dead writer's lock is gone: a new write goes through at once.
     reopened.update_trajectory(shared.id, lambda t: t.model_copy(update={"status": "done"}))
     assert MemoryStore(home).get_trajectory(shared.id).status == "done"
