@@ -1,8 +1,9 @@
 """LessonFile: the lessons of one home in their own tinydb file, and a small index beside it.
 
-lessons.json holds each lesson's text as it was kept; lessons-index.json holds, per lesson, only
-what the cap and the recall counts need (id, recalls, created_at, size). Counting a recall, which
-every recall_memory with a query does, rewrites the small index, never the lessons themselves.
+lessons.json holds each lesson's text as it was kept, appended to; lessons-index.json holds, per
+lesson kept, only what the cap and the recall counts need (id, recalls, created_at, size), and is
+what says which lessons are kept. Counting a recall, which every recall_memory with a query does,
+rewrites the small index; keeping a trajectory's lessons appends to lessons.json without parsing it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ LESSONS_NAME = "lessons.json"
 INDEX_NAME = "lessons-index.json"
 LESSONS = "lessons"
 RECALLS = "recalls"
+COMPACT_SLACK_BYTES = 256_000
+"""lessons.json is rewritten without the dropped lessons once they outweigh the kept ones by this much."""
 
 
 def lesson_doc_id(lesson_id: str) -> str:
@@ -48,8 +51,30 @@ class _LessonsFileDoc(BaseModel):
     lessons: dict[str, Lesson] = Field(default_factory=dict)
 
 
-def _size(record: dict[str, Any]) -> int:
-    return len(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+def _encode(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    """What the index keeps of a lesson: all the cap and the recall counts need."""
+    return {"id": record.get("id"), "recalls": record.get("recalls", 0),
+            "created_at": record.get("created_at", 0), "bytes": len(_encode(record))}
+
+
+def _cap(rows: dict[str, Any], max_count: int | None, max_bytes: int | None) -> None:
+    """Past the count or size cap, drop the least recalled lessons (the oldest first among equals)."""
+    order = sorted(rows, key=lambda k: (rows[k].get("recalls", 0), rows[k].get("created_at", 0)))
+    total, drop = sum(rows[k].get("bytes", 0) for k in order), 0
+    while drop < len(order) and (
+        (max_count is not None and len(order) - drop > max_count)
+        or (max_bytes is not None and total > max_bytes)
+    ):
+        total -= rows[order[drop]].get("bytes", 0)
+        drop += 1
+    for doc_id in order[:drop]:
+        del rows[doc_id]
+    if drop:
+        log.info("dropped %d least recalled lessons to stay under the lessons cap", drop)
 
 
 class LessonFile:
@@ -65,19 +90,27 @@ class LessonFile:
 
     # -- reading (no lock) -----------------------------------------------------------------
 
+    def _rows(self) -> dict[str, Any]:
+        """The index: which lessons are kept, with their recall counts (made from lessons.json if missing)."""
+        tables = self.index.read()
+        if tables is None:
+            bodies = (self.bodies.read() or {}).get(LESSONS) or {}
+            return {k: _row(doc) for k, doc in bodies.items()}
+        return tables.get(RECALLS) or {}
+
     def _tables(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        bodies = (self.bodies.read() or {}).get(LESSONS) or {}
-        index = (self.index.read() or {}).get(RECALLS) or {}
-        return bodies, index
+        return (self.bodies.read() or {}).get(LESSONS) or {}, self._rows()
 
     def lessons(self) -> list[Lesson]:
         """Every stored lesson with its recall count, oldest first."""
         with self._mutex:
             parsed = self._parsed_lessons()
-            index = (self.index.read() or {}).get(RECALLS) or {}
+            rows = self._rows()
         out = []
         for doc_id, lesson in parsed.items():
-            recalls = (index.get(doc_id) or {}).get("recalls", lesson.recalls)
+            if doc_id not in rows:  # dropped by the cap; its text waits for the next compaction
+                continue
+            recalls = rows[doc_id].get("recalls", lesson.recalls)
             out.append(lesson if recalls == lesson.recalls else lesson.model_copy(update={"recalls": recalls}))
         out.sort(key=lambda lesson: lesson.created_at)
         return out
@@ -116,86 +149,71 @@ class LessonFile:
     def records(self) -> list[dict[str, Any]]:
         """Every lesson as stored, its recall count from the index."""
         with self._mutex:
-            bodies, index = self._tables()
-            return [{**doc, "recalls": (index.get(k) or {}).get("recalls", doc.get("recalls", 0))}
-                    for k, doc in bodies.items()]
+            bodies, rows = self._tables()
+            return [{**doc, "recalls": rows[k].get("recalls", doc.get("recalls", 0))}
+                    for k, doc in bodies.items() if k in rows]
 
     def known(self, lesson_ids: list[str]) -> set[str]:
         """Which of these lesson ids are stored."""
         with self._mutex:
-            bodies, _ = self._tables()
-        return {i for i in lesson_ids if lesson_doc_id(i) in bodies}
+            rows = self._rows()
+        return {i for i in lesson_ids if lesson_doc_id(i) in rows}
 
     # -- writing (under self.lock) ---------------------------------------------------------
 
     def add(self, records: list[dict[str, Any]], max_count: int | None, max_bytes: int | None) -> int:
-        """Store lesson records whose id is new, then hold the cap; how many were added."""
+        """Store lesson records whose id is new, then hold the cap; how many were new.
+
+        The new lessons are appended to lessons.json as they are encoded, without parsing what is
+        there; the cap drops lessons from the index only. lessons.json is rewritten whole only when
+        what the index no longer names outweighs what it does.
+        """
         with holding(self.lock, self.path), self._mutex:
-            bodies, index = (dict(t) for t in self._tables())
-            added = 0
+            rows = dict(self._rows())
+            fresh: dict[str, dict[str, Any]] = {}
             for record in records:
                 doc_id = lesson_doc_id(record["id"])
-                if doc_id in bodies:
-                    continue
-                bodies[doc_id] = record
-                index[doc_id] = {"id": record["id"], "recalls": record.get("recalls", 0),
-                                 "created_at": record.get("created_at", 0), "bytes": _size(record)}
-                added += 1
-            if added:
-                self._cap(bodies, index, max_count, max_bytes)
-                self._write(bodies, index)
-            return added
+                if doc_id not in rows and doc_id not in fresh:
+                    fresh[doc_id] = record
+                    rows[doc_id] = _row(record)
+            if not fresh:
+                return 0
+            _cap(rows, max_count, max_bytes)
+            kept = {k: r for k, r in fresh.items() if k in rows}
+            live = sum(row.get("bytes", 0) for row in rows.values())
+            on_disk = self.path.stat().st_size if self.path.exists() else 0
+            if on_disk > 2 * live + COMPACT_SLACK_BYTES:
+                self._compact(rows, kept)
+            elif kept:
+                self.bodies.append_documents(LESSONS, {k: _encode(r) for k, r in kept.items()})
+            self.index.write({RECALLS: rows})  # after the bodies: a lesson it names is always there
+            return len(fresh)
 
-    def _cap(self, bodies: dict[str, Any], index: dict[str, Any], max_count: int | None,
-             max_bytes: int | None) -> None:
-        """Past the count or size cap, drop the least recalled lessons (the oldest first among equals)."""
-        for doc_id in bodies.keys() - index.keys():  # a lesson kept before the index: count it now
-            index[doc_id] = {"id": bodies[doc_id].get("id"), "recalls": bodies[doc_id].get("recalls", 0),
-                             "created_at": bodies[doc_id].get("created_at", 0), "bytes": _size(bodies[doc_id])}
-        order = sorted(bodies, key=lambda k: (index[k].get("recalls", 0), index[k].get("created_at", 0)))
-        total, drop = sum(index[k].get("bytes", 0) for k in order), 0
-        while drop < len(order) and (
-            (max_count is not None and len(order) - drop > max_count)
-            or (max_bytes is not None and total > max_bytes)
-        ):
-            total -= index[order[drop]].get("bytes", 0)
-            drop += 1
-        for doc_id in order[:drop]:
-            del bodies[doc_id], index[doc_id]
-        if drop:
-            log.info("dropped %d least recalled lessons to stay under the lessons cap", drop)
-
-    def _write(self, bodies: dict[str, Any], index: dict[str, Any]) -> None:
-        # The index first: a lesson it names that the bodies lack is skipped; the reverse is counted anew.
-        self.index.write({RECALLS: index})
-        self.bodies.write({LESSONS: bodies})
+    def _compact(self, rows: dict[str, Any], kept: dict[str, dict[str, Any]]) -> None:
+        bodies = (self.bodies.read() or {}).get(LESSONS) or {}
+        live = {k: doc for k, doc in bodies.items() if k in rows}
+        self.bodies.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, LESSONS: {**live, **kept}})
+        log.info("lessons file %s compacted to the %d lessons kept", self.path, len(rows))
 
     def count_recalls(self, lesson_ids: list[str]) -> None:
         """One recall more for each id (once per occurrence): a write of the small index only."""
         with holding(self.lock, self.path), self._mutex:
-            bodies, index = self._tables()
-            index = dict(index)
+            rows = dict(self._rows())
             changed = False
             for lesson_id in lesson_ids:
                 doc_id = lesson_doc_id(lesson_id)
-                if doc_id not in bodies:
-                    continue
-                entry = dict(index.get(doc_id) or {"id": lesson_id, "recalls": bodies[doc_id].get("recalls", 0),
-                                                   "created_at": bodies[doc_id].get("created_at", 0),
-                                                   "bytes": _size(bodies[doc_id])})
-                entry["recalls"] = entry.get("recalls", 0) + 1
-                index[doc_id] = entry
-                changed = True
+                if doc_id in rows:
+                    rows[doc_id] = {**rows[doc_id], "recalls": rows[doc_id].get("recalls", 0) + 1}
+                    changed = True
             if changed:
-                self.index.write({RECALLS: index})
+                self.index.write({RECALLS: rows})
 
     def replace_all(self, tables: RawTables) -> None:
         """Write lessons from a legacy single file (migration), keeping their doc ids (call under the lock)."""
         bodies = {lesson_doc_id(d["id"]) if isinstance(d.get("id"), str) else k: d
                   for k, d in (tables.get(LESSONS) or {}).items()}
-        index = {k: {"id": d.get("id"), "recalls": d.get("recalls", 0), "created_at": d.get("created_at", 0),
-                     "bytes": _size(d)} for k, d in bodies.items()}
-        self._write(bodies, index)
+        self.bodies.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, LESSONS: bodies})
+        self.index.write({RECALLS: {k: _row(d) for k, d in bodies.items()}})
 
     def remove_orphan_temps(self) -> None:
         self.bodies.remove_orphan_temps()

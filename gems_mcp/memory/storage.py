@@ -284,6 +284,30 @@ class AtomicJSONStorage(Storage):
         except FileNotFoundError:
             return None
 
+    def append_documents(self, table: str, docs: dict[str, bytes]) -> None:
+        """Add documents, already encoded, to the one table of a file write() or write_document() wrote.
+
+        The file is still replaced whole (temp file, fsync, rename), but what it held is copied as
+        bytes, never parsed: the cost is a copy, not a parse and an encode. A file of another layout
+        is read and written the ordinary way (call under the lock).
+        """
+        if not self.lock.is_locked:
+            raise RuntimeError("AtomicJSONStorage.append_documents called without holding the memory lock")
+        raw = self.read_bytes()
+        marker = f",{json.dumps(table)}:{{".encode()
+        at = -1 if raw is None else raw.find(marker, 0, _HEAD_BYTES * 2)
+        if raw is None or at < 0 or not raw.endswith(b"}}") or self.peek_version() != SCHEMA_VERSION:
+            tables = self.read() or {}
+            merged = {**(tables.get(table) or {}), **{k: json.loads(v) for k, v in docs.items()}}
+            self.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, table: merged})
+            return
+        held = raw[at + len(marker) : -2]
+        added = b",".join(json.dumps(k).encode() + b":" + v for k, v in docs.items())
+        head = json.dumps({_WRITE_KEY: uuid.uuid4().hex, META: {"1": {"schema_version": SCHEMA_VERSION}}},
+                          separators=(",", ":"))[:-1].encode()
+        self._snapshot = None  # the next read parses what was written
+        self._replace_file(head + marker + held + (b"," if held.strip() else b"") + added + b"}}", durable=True)
+
     def read_document(self, table: str, doc_id: str) -> bytes | None:
         """One document's JSON as stored, from a file write_document wrote; None when there is no file.
 
