@@ -115,7 +115,8 @@ def latency(total_rounds: int, budget: int, recent: int, repeat: int) -> dict[st
         print(f"\n{total_rounds} rounds: {len(ids)} trajectories x {ROUNDS_PER_TRAJECTORY} rounds, {n_lessons} "
               f"lessons kept (cap {store.max_lessons}); index {(home / 'memory.json').stat().st_size / 1e3:.0f} kB, "
               f"trajectories {sum(f.stat().st_size for f in files) / 1e6:.1f} MB in {len(files)} files, "
-              f"lessons {(home / 'lessons.json').stat().st_size / 1e6:.2f} MB; built in {fill_s:.1f} s")
+              f"lessons {sum(f.stat().st_size for f in home.glob('lessons*.json')) / 1e6:.2f} MB; "
+              f"built in {fill_s:.1f} s")
 
         target = ids[len(ids) // 2]
         query = "three red circles left of a blue square"

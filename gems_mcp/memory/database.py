@@ -187,7 +187,7 @@ class Database:
     def _sweep(self) -> None:
         """Delete temp files of killed writers, each under its file's lock, skipping what a live writer holds."""
         names = [entry.name for entry in os.scandir(self.home)]
-        for storage in (self._storage, self.lesson_file.bodies, self.lesson_file.index):
+        for storage in (self._storage, self.lesson_file.bodies, self.lesson_file.index, self.lesson_file.segment):
             if not any(name.startswith(storage.path.name + ".tmp-") for name in names):
                 continue
             try:

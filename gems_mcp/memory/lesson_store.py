@@ -1,9 +1,13 @@
 """LessonFile: the lessons of one home in their own tinydb file, and a small index beside it.
 
-lessons.json holds each lesson's text as it was kept, appended to; lessons-index.json holds, per
-lesson kept, only what the cap and the recall counts need (id, recalls, created_at, size), and is
-what says which lessons are kept. Counting a recall, which every recall_memory with a query does,
-rewrites the small index; keeping a trajectory's lessons appends to lessons.json without parsing it.
+Three tinydb files under one lock:
+- lessons-new.json: the lessons kept lately, with their rows; small, so keeping a finished
+  trajectory's lessons rewrites only it. Past SEGMENT_BYTES it is merged into the two below.
+- lessons.json: every older lesson's text, appended to as bytes (never parsed to add to).
+- lessons-index.json: a row per older lesson kept (id, recalls, created_at, size): all the cap and
+  the recall counts need. A row (here or in lessons-new.json) is what says a lesson is kept: the
+  cap drops rows, and dropped text leaves lessons.json when it is next compacted.
+Counting a recall, which every recall_memory with a query does, rewrites rows only.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ log = logging.getLogger(__name__)
 
 LESSONS_NAME = "lessons.json"
 INDEX_NAME = "lessons-index.json"
+SEGMENT_NAME = "lessons-new.json"
+SEGMENT_BYTES = 64_000
+"""lessons-new.json is merged into lessons.json past this size: about twenty finished trajectories' lessons."""
 LESSONS = "lessons"
 RECALLS = "recalls"
 COMPACT_SLACK_BYTES = 256_000
@@ -61,8 +68,8 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
             "created_at": record.get("created_at", 0), "bytes": len(_encode(record))}
 
 
-def _cap(rows: dict[str, Any], max_count: int | None, max_bytes: int | None) -> None:
-    """Past the count or size cap, drop the least recalled lessons (the oldest first among equals)."""
+def _cap(rows: dict[str, Any], max_count: int | None, max_bytes: int | None) -> list[str]:
+    """Past the count or size cap, the least recalled lessons to drop (the oldest first among equals)."""
     order = sorted(rows, key=lambda k: (rows[k].get("recalls", 0), rows[k].get("created_at", 0)))
     total, drop = sum(rows[k].get("bytes", 0) for k in order), 0
     while drop < len(order) and (
@@ -71,40 +78,46 @@ def _cap(rows: dict[str, Any], max_count: int | None, max_bytes: int | None) -> 
     ):
         total -= rows[order[drop]].get("bytes", 0)
         drop += 1
-    for doc_id in order[:drop]:
-        del rows[doc_id]
     if drop:
         log.info("dropped %d least recalled lessons to stay under the lessons cap", drop)
+    return order[:drop]
 
 
 class LessonFile:
-    """Lessons and their index, both written atomically under one lock of their own."""
+    """Lessons, their rows and the recent lessons' small file, written atomically under one lock of their own."""
 
     def __init__(self, home: Path) -> None:
         self.path = home / LESSONS_NAME
         self.lock = FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
         self.bodies = AtomicJSONStorage(self.path, self.lock)
         self.index = AtomicJSONStorage(home / INDEX_NAME, self.lock)
+        self.segment = AtomicJSONStorage(home / SEGMENT_NAME, self.lock)
         self._mutex = threading.RLock()
         self._parsed: tuple[object, dict[str, Lesson]] | None = None  # (file identity, lessons)
 
     # -- reading (no lock) -----------------------------------------------------------------
 
-    def _rows(self) -> dict[str, Any]:
-        """The index: which lessons are kept, with their recall counts (made from lessons.json if missing)."""
+    def _older_rows(self) -> dict[str, Any]:
+        """Rows of the lessons in lessons.json (made from it if the index is missing)."""
         tables = self.index.read()
         if tables is None:
             bodies = (self.bodies.read() or {}).get(LESSONS) or {}
             return {k: _row(doc) for k, doc in bodies.items()}
         return tables.get(RECALLS) or {}
 
-    def _tables(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return (self.bodies.read() or {}).get(LESSONS) or {}, self._rows()
+    def _recent(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The recent lessons and their rows, from lessons-new.json."""
+        tables = self.segment.read() or {}
+        return tables.get(LESSONS) or {}, tables.get(RECALLS) or {}
+
+    def _rows(self) -> dict[str, Any]:
+        return {**self._older_rows(), **self._recent()[1]}
 
     def lessons(self) -> list[Lesson]:
         """Every stored lesson with its recall count, oldest first."""
         with self._mutex:
-            parsed = self._parsed_lessons()
+            recent_docs, _ = self._recent()
+            parsed = {**self._parsed_lessons(), **self._validated(recent_docs)}
             rows = self._rows()
         out = []
         for doc_id, lesson in parsed.items():
@@ -147,11 +160,13 @@ class LessonFile:
         return parsed
 
     def records(self) -> list[dict[str, Any]]:
-        """Every lesson as stored, its recall count from the index."""
+        """Every lesson as stored, its recall count from its row."""
         with self._mutex:
-            bodies, rows = self._tables()
-            return [{**doc, "recalls": rows[k].get("recalls", doc.get("recalls", 0))}
-                    for k, doc in bodies.items() if k in rows]
+            recent_docs, _ = self._recent()
+            bodies = {**((self.bodies.read() or {}).get(LESSONS) or {}), **recent_docs}
+            rows = self._rows()
+        return [{**doc, "recalls": rows[k].get("recalls", doc.get("recalls", 0))}
+                for k, doc in bodies.items() if k in rows]
 
     def known(self, lesson_ids: list[str]) -> set[str]:
         """Which of these lesson ids are stored."""
@@ -164,49 +179,67 @@ class LessonFile:
     def add(self, records: list[dict[str, Any]], max_count: int | None, max_bytes: int | None) -> int:
         """Store lesson records whose id is new, then hold the cap; how many were new.
 
-        The new lessons are appended to lessons.json as they are encoded, without parsing what is
-        there; the cap drops lessons from the index only. lessons.json is rewritten whole only when
-        what the index no longer names outweighs what it does.
+        They go to lessons-new.json, the only file rewritten, unless it grows past SEGMENT_BYTES:
+        then its lessons are appended to lessons.json (copied as bytes) and their rows to the index.
         """
         with holding(self.lock, self.path), self._mutex:
-            rows = dict(self._rows())
-            fresh: dict[str, dict[str, Any]] = {}
+            older = dict(self._older_rows())
+            recent_docs, recent_rows = (dict(t) for t in self._recent())
+            fresh = 0
             for record in records:
                 doc_id = lesson_doc_id(record["id"])
-                if doc_id not in rows and doc_id not in fresh:
-                    fresh[doc_id] = record
-                    rows[doc_id] = _row(record)
+                if doc_id not in older and doc_id not in recent_rows:
+                    recent_docs[doc_id], recent_rows[doc_id] = record, _row(record)
+                    fresh += 1
             if not fresh:
                 return 0
-            _cap(rows, max_count, max_bytes)
-            kept = {k: r for k, r in fresh.items() if k in rows}
-            live = sum(row.get("bytes", 0) for row in rows.values())
-            on_disk = self.path.stat().st_size if self.path.exists() else 0
-            if on_disk > 2 * live + COMPACT_SLACK_BYTES:
-                self._compact(rows, kept)
-            elif kept:
-                self.bodies.append_documents(LESSONS, {k: _encode(r) for k, r in kept.items()})
-            self.index.write({RECALLS: rows})  # after the bodies: a lesson it names is always there
-            return len(fresh)
+            older_before = len(older)
+            for dropped in _cap({**older, **recent_rows}, max_count, max_bytes):
+                older.pop(dropped, None)
+                recent_rows.pop(dropped, None)
+                recent_docs.pop(dropped, None)
+            if sum(row.get("bytes", 0) for row in recent_rows.values()) > SEGMENT_BYTES:
+                self._merge(older, recent_docs, recent_rows)
+                return fresh
+            if len(older) != older_before:
+                self.index.write({RECALLS: older})
+            self.segment.write({LESSONS: recent_docs, RECALLS: recent_rows})
+            return fresh
 
-    def _compact(self, rows: dict[str, Any], kept: dict[str, dict[str, Any]]) -> None:
-        bodies = (self.bodies.read() or {}).get(LESSONS) or {}
-        live = {k: doc for k, doc in bodies.items() if k in rows}
-        self.bodies.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, LESSONS: {**live, **kept}})
-        log.info("lessons file %s compacted to the %d lessons kept", self.path, len(rows))
+    def _merge(self, older: dict[str, Any], recent_docs: dict[str, Any], recent_rows: dict[str, Any]) -> None:
+        """Recent lessons into lessons.json and their rows into the index, then an empty lessons-new.json.
+
+        In this order a crash leaves a lesson in both places at worst, never in neither.
+        """
+        rows = {**older, **recent_rows}
+        live = sum(row.get("bytes", 0) for row in rows.values())
+        on_disk = self.path.stat().st_size if self.path.exists() else 0
+        if on_disk > 2 * live + COMPACT_SLACK_BYTES:
+            bodies = (self.bodies.read() or {}).get(LESSONS) or {}
+            kept = {k: doc for k, doc in {**bodies, **recent_docs}.items() if k in rows}
+            self.bodies.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, LESSONS: kept})
+            log.info("lessons file %s compacted to the %d lessons kept", self.path, len(kept))
+        elif recent_docs:
+            self.bodies.append_documents(LESSONS, {k: _encode(r) for k, r in recent_docs.items()})
+        self.index.write({RECALLS: rows})
+        self.segment.write({LESSONS: {}, RECALLS: {}})
 
     def count_recalls(self, lesson_ids: list[str]) -> None:
-        """One recall more for each id (once per occurrence): a write of the small index only."""
+        """One recall more for each id (once per occurrence): rows are rewritten, never lesson text."""
         with holding(self.lock, self.path), self._mutex:
-            rows = dict(self._rows())
-            changed = False
+            older = dict(self._older_rows())
+            recent_docs, recent_rows = (dict(t) for t in self._recent())
+            touched: set[str] = set()
             for lesson_id in lesson_ids:
                 doc_id = lesson_doc_id(lesson_id)
-                if doc_id in rows:
-                    rows[doc_id] = {**rows[doc_id], "recalls": rows[doc_id].get("recalls", 0) + 1}
-                    changed = True
-            if changed:
-                self.index.write({RECALLS: rows})
+                for rows, name in ((older, "older"), (recent_rows, "recent")):
+                    if doc_id in rows:
+                        rows[doc_id] = {**rows[doc_id], "recalls": rows[doc_id].get("recalls", 0) + 1}
+                        touched.add(name)
+            if "older" in touched:
+                self.index.write({RECALLS: older})
+            if "recent" in touched:
+                self.segment.write({LESSONS: recent_docs, RECALLS: recent_rows})
 
     def replace_all(self, tables: RawTables) -> None:
         """Write lessons from a legacy single file (migration), keeping their doc ids (call under the lock)."""
@@ -214,7 +247,8 @@ class LessonFile:
                   for k, d in (tables.get(LESSONS) or {}).items()}
         self.bodies.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, LESSONS: bodies})
         self.index.write({RECALLS: {k: _row(d) for k, d in bodies.items()}})
+        self.segment.write({LESSONS: {}, RECALLS: {}})
 
     def remove_orphan_temps(self) -> None:
-        self.bodies.remove_orphan_temps()
-        self.index.remove_orphan_temps()
+        for storage in (self.bodies, self.index, self.segment):
+            storage.remove_orphan_temps()
