@@ -70,8 +70,10 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
 
 def _cap(rows: dict[str, Any], max_count: int | None, max_bytes: int | None) -> list[str]:
     """Past the count or size cap, the least recalled lessons to drop (the oldest first among equals)."""
+    total, drop = sum(row.get("bytes", 0) for row in rows.values()), 0
+    if (max_count is None or len(rows) <= max_count) and (max_bytes is None or total <= max_bytes):
+        return []  # under both caps, as nearly always: no sort
     order = sorted(rows, key=lambda k: (rows[k].get("recalls", 0), rows[k].get("created_at", 0)))
-    total, drop = sum(rows[k].get("bytes", 0) for k in order), 0
     while drop < len(order) and (
         (max_count is not None and len(order) - drop > max_count)
         or (max_bytes is not None and total > max_bytes)
