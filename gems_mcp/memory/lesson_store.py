@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field, ValidationError
 
 from gems_mcp.memory.storage import (
@@ -42,6 +42,7 @@ SEGMENT_BYTES = 64_000
 """lessons-new.json is merged into lessons.json past this size: about twenty finished trajectories' lessons."""
 LESSONS = "lessons"
 RECALLS = "recalls"
+COUNT_WAIT_S = 0.05
 COMPACT_SLACK_BYTES = 256_000
 """lessons.json is rewritten without the dropped lessons once they outweigh the kept ones by this much."""
 
@@ -227,8 +228,23 @@ class LessonFile:
         self.segment.write({LESSONS: {}, RECALLS: {}})
 
     def count_recalls(self, lesson_ids: list[str]) -> None:
-        """One recall more for each id (once per occurrence): rows are rewritten, never lesson text."""
-        with holding(self.lock, self.path), self._mutex:
+        """One recall more for each id (once per occurrence): rows are rewritten, never lesson text.
+
+        Counting is best effort and never makes a recall wait: while another process writes lessons
+        (COUNT_WAIT_S and more), these recalls go uncounted.
+        """
+        try:
+            self.lock.acquire(timeout=COUNT_WAIT_S)
+        except Timeout:
+            log.info("lesson recalls not counted: %s is busy", self.path)
+            return
+        try:
+            self._count(lesson_ids)
+        finally:
+            self.lock.release()
+
+    def _count(self, lesson_ids: list[str]) -> None:
+        with self._mutex:
             older = dict(self._older_rows())
             recent_docs, recent_rows = (dict(t) for t in self._recent())
             touched: set[str] = set()

@@ -93,6 +93,8 @@ def test_another_process_holding_the_write_locks_blocks_no_read_and_no_other_tra
             reads = pool.submit(lambda: (reader.get_trajectory(held.id), reader.list_trajectories(),
                                          reader.lessons(), reader.update_trajectory(free.id, _add_round)))
             got, listed, lessons, written = reads.result(timeout=10)  # LOCK_TIMEOUT_S is 30 s
+            counted = pool.submit(reader.note_recalled, [lessons[0].id])
+            counted.result(timeout=10)  # counting a recall is best effort: it does not wait 30 s either
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
