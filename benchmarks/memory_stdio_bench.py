@@ -26,10 +26,10 @@ from mcp import Client, StdioServerParameters
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.memory_bench import ROUNDS_PER_TRAJECTORY, _intent  # noqa: E402
-from gems_mcp.memory.lessons import extract_lessons  # noqa: E402
-from gems_mcp.memory.store import MemoryStore  # noqa: E402
-from tests.memory.factories import make_trajectory  # noqa: E402
+from benchmarks.memory_bench import ROUNDS_PER_TRAJECTORY, _intent
+from gems_mcp.memory.lessons import extract_lessons
+from gems_mcp.memory.store import MemoryStore
+from tests.memory.factories import make_trajectory
 
 QUERY = "three red circles left of a blue square"
 _TRAJECTORY_ID = re.compile(r"trajectory (\S+) ·")

@@ -98,7 +98,8 @@ class _Reader:
 
 
 def _validated(path: Path, name: str, items: list[tuple[int, Any]], model: type[BaseModel]) -> list[Any]:
-    out, seen = [], {}
+    out: list[Any] = []
+    seen: dict[str, int] = {}
     for n, (line, record) in enumerate(items):
         where = f"{path} line {line}: {name}[{n}]"
         try:
