@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import statistics
 import subprocess
@@ -55,20 +56,25 @@ class _FullCollections:
             self.ms += (time.perf_counter() - self._start) * 1000
 
 
-def _timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, str]:
-    """Median and worst wall time of ``fn`` in ms, and the full GCs that ran meanwhile."""
+def _timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, float, str]:
+    """Median and worst wall time of ``fn`` in ms, its median CPU time, and the full GCs that ran meanwhile.
+
+    CPU time leaves out waiting for a core (and for the disk): on a shared, loaded machine it is
+    the part that is the code's own.
+    """
     watcher = _FullCollections()
     gc.callbacks.append(watcher)
-    times = []
+    times, cpu = [], []
     try:
         for _ in range(repeat):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             times.append((time.perf_counter() - start) * 1000)
+            cpu.append((time.process_time() - start_cpu) * 1000)
     finally:
         gc.callbacks.remove(watcher)
     gcs = f"{watcher.count} ({watcher.ms:.0f} ms)" if watcher.count else "0"
-    return statistics.median(times), max(times), gcs
+    return statistics.median(times), max(times), statistics.median(cpu), gcs
 
 
 def sizes(budget: int, recent: int) -> None:
@@ -103,7 +109,7 @@ def _append_round(traj: Trajectory) -> Trajectory:
     return traj.model_copy(update={"rounds": [*traj.rounds, rnd]})
 
 
-def latency(total_rounds: int, budget: int, recent: int, repeat: int) -> dict[str, float]:
+def latency(total_rounds: int, budget: int, recent: int, repeat: int) -> dict[str, tuple[float, float]]:
     """Time a round's write, the first calls of a new store and recall, on a home of ``total_rounds``."""
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -129,16 +135,18 @@ def latency(total_rounds: int, budget: int, recent: int, repeat: int) -> dict[st
             ("one round written (update_trajectory)", lambda: store.update_trajectory(target, _append_round)),
             ("recall with a query (warm)", recall),
         ]
-        print(f"{'operation':<46} {'median ms':>10} {'max ms':>8}  full GCs during the runs")
+        print(f"{'operation':<46} {'median ms':>10} {'max ms':>8} {'CPU ms':>8}  full GCs during the runs")
         figures = {}
         for name, fn in rows:
-            median, worst, gcs = _timed(fn, repeat)
-            figures[name] = median
-            print(f"{name:<46} {median:>10.2f} {worst:>8.2f}  {gcs}")
+            median, worst, cpu, gcs = _timed(fn, repeat)
+            figures[name] = (median, cpu)
+            print(f"{name:<46} {median:>10.2f} {worst:>8.2f} {cpu:>8.2f}  {gcs}")
         for name, call in FIRST_CALLS.items():
-            times = [_first_call(home, call, target, query) for _ in range(max(repeat // 4, 3))]
-            figures[name] = statistics.median(times)
-            print(f"{name:<46} {figures[name]:>10.2f} {max(times):>8.2f}  (a new process each, imports done)")
+            runs = [_first_call(home, call, target, query) for _ in range(max(repeat // 4, 3))]
+            wall, cpu = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+            figures[name] = (wall, cpu)
+            print(f"{name:<46} {wall:>10.2f} {max(r[0] for r in runs):>8.2f} {cpu:>8.2f}  "
+                  "(a new process each, imports done)")
         hits = recall_lessons(store.lessons(), query)
         print(f"recall_lessons({query!r}) -> {len(hits)} hits; top: "
               + (f"{hits[0].lesson.intent!r} / {hits[0].lesson.kind} ({hits[0].score:.2f})" if hits else "-"))
@@ -158,17 +166,18 @@ from gems_mcp.memory.lessons import recall_lessons
 from gems_mcp.memory.store import MemoryStore
 from gems_mcp.memory.views import build_view
 home, target, query = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-start = time.perf_counter()
+start, start_cpu = time.perf_counter(), time.process_time()
 {call}
-print((time.perf_counter() - start) * 1000)
+print((time.perf_counter() - start) * 1000, (time.process_time() - start_cpu) * 1000)
 """
 
 
-def _first_call(home: Path, call: str, target: str, query: str) -> float:
-    """Milliseconds of one call in a new process whose imports are done: what a server's first call costs."""
+def _first_call(home: Path, call: str, target: str, query: str) -> tuple[float, float]:
+    """Wall and CPU ms of one call in a new process whose imports are done: what a server's first call costs."""
     out = subprocess.run([sys.executable, "-c", _FIRST_CALL.format(call=call), str(home), target, query],
                          check=True, capture_output=True, text=True, cwd=ROOT)
-    return float(out.stdout.strip().splitlines()[-1])
+    wall, cpu = out.stdout.strip().splitlines()[-1].split()
+    return float(wall), float(cpu)
 
 
 def main() -> None:
@@ -179,11 +188,14 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     sizes(settings.memory_budget, settings.memory_recent)
+    load = os.getloadavg()[0]
     table = {n: latency(n, settings.memory_budget, settings.memory_recent, args.repeat) for n in args.rounds}
     names = list(next(iter(table.values())))
-    print("\nmedian ms".ljust(47) + "".join(f"{n:>10}" for n in table))
+    print(f"\nmedian ms, wall / CPU (load average {load:.1f} at start, {os.getloadavg()[0]:.1f} at end, "
+          f"{os.cpu_count()} CPUs)")
+    print(" " * 46 + "".join(f"{n:>16}" for n in table))
     for name in names:
-        print(f"{name:<46}" + "".join(f"{table[n][name]:>10.1f}" for n in table))
+        print(f"{name:<46}" + "".join(f"{table[n][name][0]:>9.1f} /{table[n][name][1]:>5.1f}" for n in table))
 
 
 if __name__ == "__main__":
