@@ -1,4 +1,4 @@
-"""`gems-mcp memory ...`: list, show, export and prune the stored trajectories."""
+"""`gems-mcp memory ...`: list, show, export, import and prune the stored trajectories."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ from gems_mcp.errors import EXIT_OK, GemsError, InvalidRequest, UnknownTrajector
 from gems_mcp.images import ImageStore
 from gems_mcp.memory import retention
 from gems_mcp.memory.store import MemoryStore
+from gems_mcp.memory.transfer import read_export
 from gems_mcp.memory.views import build_view
 
 
 def add_memory_command(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Add `memory` with list/show/export/prune to an argparse subparsers object."""
+    """Add `memory` with list/show/export/import/prune to an argparse subparsers object."""
     memory = subparsers.add_parser(
         "memory", help="Inspect and manage stored trajectories and lessons.",
         description="Inspect and manage the trajectories and lessons stored in GEMS_HOME.",
@@ -40,6 +41,14 @@ def add_memory_command(
     export = actions.add_parser("export", help="All trajectories and lessons as JSON.")
     export.add_argument("--out", type=Path, default=None, help="Write to FILE instead of stdout.")
 
+    imports = actions.add_parser("import", help="Add the trajectories and lessons of an export file.",
+                                 description="Add the trajectories and lessons of a file `gems-mcp memory export` "
+                                 "wrote. Every record is checked first: a malformed file is refused with its "
+                                 "line and field, and nothing of it is stored.")
+    imports.add_argument("file", type=Path, metavar="FILE", help="a file written by `gems-mcp memory export --out`")
+    imports.add_argument("--existing", choices=("skip", "refuse"), default="skip",
+                         help="Ids already stored: skip those records (default), or refuse the whole file.")
+
     prune = actions.add_parser("prune", help="Delete old trajectories, or one by id, with their images.")
     which = prune.add_mutually_exclusive_group(required=True)
     which.add_argument("--older-than", type=float, metavar="DAYS",
@@ -52,7 +61,7 @@ def run_memory_command(args: argparse.Namespace) -> int:
     """Run the parsed `memory` action; returns the process exit code."""
     try:
         settings = load_settings()
-        store = MemoryStore(settings.home)
+        store = MemoryStore(settings.home, settings.max_lessons, int(settings.max_lessons_mb * 1e6))
         action = args.memory_action
         if action == "list":
             return _list(store, args.limit)
@@ -61,6 +70,8 @@ def run_memory_command(args: argparse.Namespace) -> int:
             return _show(store, args.trajectory_id, budget, settings.memory_recent)
         if action == "export":
             return _export(store, args.out)
+        if action == "import":
+            return _import(store, args.file, refuse_existing=args.existing == "refuse")
         return _prune(store, args.older_than, args.trajectory)
     except (GemsError, OSError) as exc:
         hint = "; `gems-mcp memory list` shows the stored ones" if isinstance(exc, UnknownTrajectory) else ""
@@ -110,6 +121,15 @@ def _export(store: MemoryStore, out: Path | None) -> int:
         raise
     print(f"Exported {len(data['trajectories'])} trajectories and {len(data['lessons'])} lessons to {out}.")
     return EXIT_OK
+
+
+def _import(store: MemoryStore, file: Path, refuse_existing: bool) -> int:
+    export = read_export(file.expanduser())
+    added, skipped, lessons, lessons_skipped = store.import_records(
+        export.trajectories, export.lessons, refuse_existing=refuse_existing)
+    print(f"Imported {added} trajectories and {lessons} lessons from {file}; "
+          f"skipped {skipped} trajectories and {lessons_skipped} lessons already stored.")
+    return 0
 
 
 def _prune(store: MemoryStore, older_than: float | None, trajectory_id: str | None) -> int:

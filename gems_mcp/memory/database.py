@@ -1,29 +1,40 @@
-"""Database: the memory file of one GEMS home, its locks, its schema, and what start-up found.
+"""Database: the files of one GEMS home's memory, their locks, the schema, and what start-up found.
 
-Start-up never fails on bad state: a corrupt file is moved aside (bytes intact) and a new one
-started, with a notice recall_memory gives once; a home, file or lock that cannot be written
-leaves the database read-only, and every write says why (path and errno text).
+Layout (schema 2):  memory.json            the index: per trajectory id, intent, status, created, updated
+                    trajectories/<id>.json one tinydb file per trajectory, with <id>.json.lock
+                    lessons.json           lessons; lessons-index.json their recall counts (lesson_store)
+Start-up reads the index only. Every file is replaced whole (temp file, fsync, rename), so readers
+never take a lock; writers take the locks write_locks() names.
+
+Start-up never fails on bad state: a corrupt file is moved aside (bytes intact) with a notice
+recall_memory gives once (a corrupt index is rebuilt from the trajectory files); a home, file or
+lock that cannot be written leaves the database read-only, and every write says why.
 """
 
 from __future__ import annotations
 
-import copy
+import errno
 import logging
-import shutil
+import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 from tinydb import TinyDB
 
+from gems_mcp.memory import migration
+from gems_mcp.memory.lesson_store import LessonFile
+from gems_mcp.memory.shards import TMP_DIR, TRAJECTORY_DIR, ShardSet
 from gems_mcp.memory.storage import (
     LOCK_TIMEOUT_S,
     META,
     SCHEMA_VERSION,
     AtomicJSONStorage,
     MemoryCorrupted,
+    MemorySchemaTooNew,
     MemoryStoreError,
     RawTables,
     holding,
@@ -33,24 +44,9 @@ from gems_mcp.memory.storage import (
 log = logging.getLogger(__name__)
 
 DB_NAME = "memory.json"
-
-Migration = Callable[[RawTables], RawTables]
-
 TRAJECTORIES = "trajectories"
 LESSONS = "lessons"
-
-
-def _migrate_v0(tables: RawTables) -> RawTables:
-    """v0 (a plain tinydb file without a schema version) -> v1: add the version record."""
-    tables = dict(tables)
-    tables.setdefault(TRAJECTORIES, {})
-    tables.setdefault(LESSONS, {})
-    tables[META] = {"1": {"schema_version": 1}}
-    return tables
-
-
-# version -> function that upgrades raw tables from that version to the next one.
-MIGRATIONS: dict[int, Migration] = {0: _migrate_v0}
+MIGRATIONS = migration.MIGRATIONS
 
 
 def _cannot(what: str, exc: OSError, path: Path) -> str:
@@ -62,7 +58,7 @@ def _cannot(what: str, exc: OSError, path: Path) -> str:
 
 
 class Database:
-    """The memory file, safe to share between processes; MemoryStore adds trajectories and lessons."""
+    """The memory files of one home, safe to share between processes; MemoryStore adds the operations."""
 
     def __init__(self, home: Path) -> None:
         self.home = Path(home)
@@ -76,28 +72,95 @@ class Database:
             self.home.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self.write_problem = _cannot("written", exc, self.home)
-        self._filelock = FileLock(str(self.home / (DB_NAME + ".lock")), timeout=LOCK_TIMEOUT_S)
-        # tinydb's in-process structures are not thread-safe; one RLock per store covers them.
-        self._mutex = threading.RLock()
-        self._storage: AtomicJSONStorage
-        self._db = TinyDB(self.path, self._filelock, storage=AtomicJSONStorage)
-        self._storage = self._db.storage  # type: ignore[assignment]
+        self.index_lock = FileLock(str(self.home / (DB_NAME + ".lock")), timeout=LOCK_TIMEOUT_S)
+        self._mutex = threading.RLock()  # the index's in-process structures
+        self._db = TinyDB(self.path, self.index_lock, storage=AtomicJSONStorage)
+        self._storage: AtomicJSONStorage = self._db.storage  # type: ignore[assignment]
+        self.shards = ShardSet(self.home / TRAJECTORY_DIR)
+        self.lesson_file = LessonFile(self.home)
         self._open()
 
-    # -- locking and schema ----------------------------------------------------------------
+    # -- locks -----------------------------------------------------------------------------
+
+    def write_locks(self, trajectory_id: str | None = None) -> list[FileLock]:
+        """The cross-process locks writers take, in the order they take them.
+
+        With an id: that trajectory's own lock first; then the index's and the lessons'. Reads take
+        none of them. A test can hold these (`holding_write_locks`) to play a slow writer.
+        """
+        own = [self.shards.get(trajectory_id).lock] if trajectory_id is not None else []
+        return [*own, self.index_lock, self.lesson_file.lock]
+
+    @contextmanager
+    def holding_write_locks(self, trajectory_id: str | None = None) -> Iterator[None]:
+        """Hold every lock of write_locks(trajectory_id) until the block ends."""
+        with ExitStack() as stack:
+            for lock in self.write_locks(trajectory_id):
+                stack.enter_context(holding(lock, Path(lock.lock_file)))
+            yield
+
+    @contextmanager
+    def _locked(self, lock: FileLock | None = None, mutex: Any = None) -> Iterator[None]:
+        """Hold a cross-process lock (the index's by default), then the in-process one; OS errors become a reason.
+
+        The file lock comes first: a thread waiting on another process never holds the mutex that
+        this process's readers take.
+        """
+        self.check_writable()
+        try:
+            lock = lock or self.index_lock
+            with holding(lock, Path(lock.lock_file).with_suffix("")), (mutex or self._mutex):
+                yield
+        except OSError as exc:
+            raise MemoryStoreError(_cannot("written", exc, self.path)) from exc
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self.read_problem is not None:
+            raise MemoryStoreError(self.read_problem)
+        try:
+            yield
+        except OSError as exc:
+            raise MemoryStoreError(_cannot("read", exc, self.path)) from exc
+
+    def check_writable(self) -> None:
+        """MemoryStoreError with the reason when this store cannot be written."""
+        if self.write_problem is not None:
+            raise MemoryStoreError(self.write_problem)
+
+    def take_notice(self) -> str | None:
+        """The start-up notice, once."""
+        notice, self.notice = self.notice, None
+        return notice
+
+    # -- start-up --------------------------------------------------------------------------
 
     def _open(self) -> None:
-        """Sweep and migrate; a corrupt file is moved aside for a new one; other trouble leaves the store read-only."""
+        """Read the index; make, migrate or rebuild it under the lock only when needed; sweep what no writer holds.
+
+        A home already in shape opens without waiting on any lock, however busy other processes are.
+        A corrupt index is moved aside; other trouble leaves the store read-only.
+        """
         for _ in range(2):
             try:
-                with self._locked():
-                    self._storage.remove_orphan_temps()
-                    self._migrate()
+                self._probe_writable()
+                version = self._storage.peek_version()  # the index is parsed when first listed
+                if version is None:  # no index, or not one this version wrote: parse it whole
+                    tables = self._storage.read()
+                    version = None if tables is None else schema_version(tables)
+                if version is not None and version > SCHEMA_VERSION:
+                    raise MemorySchemaTooNew(self.path, version)
+                if version is None or version < SCHEMA_VERSION:
+                    self._rebuild()
+                self._sweep()
                 return
-            except MemoryCorrupted as exc:  # moved aside: the second pass starts an empty database
+            except MemoryCorrupted as exc:  # moved aside: the second pass rebuilds from the trajectory files
                 self.notice = str(exc)
             except MemoryStoreError as exc:
                 self.write_problem = self.write_problem or str(exc)
+                break
+            except OSError as exc:
+                self.write_problem = self.write_problem or _cannot("written", exc, self.path)
                 break
         if self.write_problem is None:
             return
@@ -108,68 +171,63 @@ class Database:
         except (OSError, MemoryStoreError) as exc:
             self.read_problem = _cannot("read", exc, self.path) if isinstance(exc, OSError) else str(exc)
 
-    def take_notice(self) -> str | None:
-        """The start-up notice, once."""
-        notice, self.notice = self.notice, None
-        return notice
-
-    def check_writable(self) -> None:
-        """MemoryStoreError with the reason when this store cannot be written."""
-        if self.write_problem is not None:
-            raise MemoryStoreError(self.write_problem)
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Hold the in-process and cross-process locks for a read-modify-write; OS errors become a reason."""
+    def _probe_writable(self) -> None:
+        """OSError when the index lock cannot be taken at all (a folder, no permission); busy is fine."""
         self.check_writable()
+        (self.shards.folder / TMP_DIR).mkdir(parents=True, exist_ok=True)
         try:
-            # The file lock first: a writer waiting on another process must not hold the mutex
-            # that this process's readers need.
-            with holding(self._filelock, self.path), self._mutex:
-                yield
-        except OSError as exc:
-            raise MemoryStoreError(_cannot("written", exc, self.path)) from exc
+            self.index_lock.acquire(timeout=0)
+        except Timeout:
+            return
+        self.index_lock.release()
+        for folder in (self.home, self.shards.folder):
+            if folder.is_dir() and not os.access(folder, os.W_OK):
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(folder))
 
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        if self.read_problem is not None:
-            raise MemoryStoreError(self.read_problem)
+    def _sweep(self) -> None:
+        """Delete temp files of killed writers, each under its file's lock, skipping what a live writer holds."""
+        names = [entry.name for entry in os.scandir(self.home)]
+        for storage in (self._storage, self.lesson_file.bodies, self.lesson_file.index, self.lesson_file.segment):
+            if not any(name.startswith(storage.path.name + ".tmp-") for name in names):
+                continue
+            try:
+                with storage.lock.acquire(timeout=0):
+                    storage.remove_orphan_temps()
+            except Timeout:
+                continue
+        self.shards.sweep_temps()
+
+    def _rebuild(self) -> None:
+        with self._locked(), holding(self.lesson_file.lock, self.lesson_file.path):
+            self._prepare()
+
+    def _index_tables(self) -> RawTables:
+        """The index; one found damaged after start-up is moved aside and rebuilt from the trajectory files."""
         try:
-            with self._mutex:
-                yield
-        except OSError as exc:
-            raise MemoryStoreError(_cannot("read", exc, self.path)) from exc
+            return self._storage.read() or {}
+        except MemoryCorrupted as exc:
+            self.notice = str(exc)
+            self._rebuild()
+            return self._storage.read() or {}
 
-    def _migrate(self) -> None:
-        tables = self._storage.read()
+    def _prepare(self) -> None:
+        """Under the index lock: a missing index is made (from the trajectory files, if any), an old file split."""
+        self.shards.folder.mkdir(exist_ok=True)
+        tables = self._storage.read()  # again: another process may have done it while we waited
         if tables is None:
-            self._storage.write({META: {"1": {"schema_version": SCHEMA_VERSION}},
-                                 TRAJECTORIES: {}, LESSONS: {}})
+            entries = migration.rebuild_index(self.shards)
+            self._storage.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, TRAJECTORIES: entries})
+            if entries:
+                log.warning("memory index %s rebuilt from %d trajectory files", self.path, len(entries))
             return
         version = schema_version(tables)
-        if version == SCHEMA_VERSION:
-            return
-        backup = self.path.with_name(f"{DB_NAME}.bak-v{version}")
-        shutil.copy2(self.path, backup)
-        log.info("migrating %s from schema %d to %d (copy kept at %s)",
-                 self.path, version, SCHEMA_VERSION, backup)
-        # A copy: a migration that fails half-way must not leave the cache half-migrated.
-        upgraded = copy.deepcopy(tables)
-        while version < SCHEMA_VERSION:
-            step = MIGRATIONS.get(version)
-            if step is None:
-                raise MemoryStoreError(
-                    f"The memory database {self.path} has schema version {version}, "
-                    f"which no migration of this gems-mcp upgrades."
-                )
-            upgraded = step(upgraded)
-            version += 1
-        upgraded[META] = {"1": {"schema_version": SCHEMA_VERSION}}
-        self._storage.write(upgraded)
+        if version < SCHEMA_VERSION:
+            upgraded = migration.split_single_file(self.path, tables, version, self.shards, self.lesson_file)
+            self._storage.write(upgraded)  # the commit point: until here the old file is the database
 
     @property
     def schema_version(self) -> int:
-        """The schema version recorded in the database file."""
+        """The schema version recorded in the index."""
         with self._mutex:
             tables = self._storage.read()
         return SCHEMA_VERSION if tables is None else schema_version(tables)

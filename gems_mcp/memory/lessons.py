@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -247,6 +248,19 @@ def _terms(text: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=4)
+def _bm25_index(docs: tuple[tuple[str, ...], ...]) -> Any:
+    """The BM25 index of these documents, built once while the stored lessons stay the same.
+
+    Building it is most of a recall's cost (about 50 ms for 1,200 lessons); scoring a query against it is not.
+    """
+    import bm25s  # here, not at the top: it brings scipy, a third of a second at every server start
+
+    retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
+    retriever.index([list(doc) for doc in docs], show_progress=False)
+    return retriever
+
+
 def _bm25_scores(docs: list[tuple[str, ...]], query: list[str]) -> list[float]:
     """BM25 of each document for the query (each query term once), by bm25s.
 
@@ -256,10 +270,7 @@ def _bm25_scores(docs: list[tuple[str, ...]], query: list[str]) -> list[float]:
     """
     if not any(docs):
         return [0.0] * len(docs)
-    import bm25s  # here, not at the top: it brings scipy, a third of a second at every server start
-
-    retriever = bm25s.BM25(k1=BM25_K1, b=BM25_B, method="lucene")
-    retriever.index([list(doc) for doc in docs], show_progress=False)
+    retriever = _bm25_index(tuple(docs))
     known = [term for term in query if term in retriever.vocab_dict]
     if not known:
         return [0.0] * len(docs)

@@ -54,8 +54,9 @@ def prune(store: MemoryStore, images: ImageStore, older_than_days: float) -> tup
 
 def delete(store: MemoryStore, images: ImageStore, trajectory_id: str) -> int:
     """Remove one trajectory and its images (UnknownTrajectory if there is none); how many images went."""
-    records = [r for r in store.records() if r.get("id") == trajectory_id]
+    record = store.record(trajectory_id)
     store.delete_trajectory(trajectory_id)
+    records = [record] if record is not None else []
     return _drop_images_of(records, store, images)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -28,7 +29,8 @@ __all__ = ["LOCK_TIMEOUT_S", "SCHEMA_VERSION", "AtomicJSONStorage", "MemoryBusy"
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: one tinydb file for everything; 2: an index, one file per trajectory, lessons apart."""
 LOCK_TIMEOUT_S = 30.0
 
 RawTables = dict[str, dict[str, Any]]
@@ -38,6 +40,8 @@ META = "_meta"
 # versions apart even when inode, size and mtime all collide (inodes are reused after replace).
 _WRITE_KEY = "_write"
 _HEAD_BYTES = 64
+_HEAD_VERSION = re.compile(rb'\{"' + _WRITE_KEY.encode() + rb'":"[0-9a-f]*","' + META.encode()
+                           + rb'":\{"1":\{"schema_version":(\d+)\}\}')
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -112,9 +116,11 @@ class AtomicJSONStorage(Storage):
     Reads take no lock (a replaced file is always whole); writes must run under ``lock``.
     """
 
-    def __init__(self, path: Path, lock: FileLock) -> None:
+    def __init__(self, path: Path, lock: FileLock, tmp_dir: Path | None = None) -> None:
         self.path = Path(path)
         self.lock = lock
+        self.tmp_dir = tmp_dir or self.path.parent
+        """Where temp files are written before their rename (the same file system as ``path``)."""
         self._tmp_prefix = self.path.name + ".tmp-"
         self._snapshot: _Snapshot | None = None
 
@@ -180,8 +186,11 @@ class AtomicJSONStorage(Storage):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, data: RawTables) -> None:
-        """Replace the file with ``data``: temp file in the same folder, fsync, rename."""
+    def write(self, data: RawTables, durable: bool = True) -> None:
+        """Replace the file with ``data``: temp file in the same folder, fsync, rename.
+
+        ``durable=False`` skips the fsync, for bulk writes that sync once at the end (an import).
+        """
         if not self.lock.is_locked:
             raise RuntimeError("AtomicJSONStorage.write called without holding the memory lock")
         data.setdefault(META, {"1": {"schema_version": SCHEMA_VERSION}})
@@ -189,7 +198,7 @@ class AtomicJSONStorage(Storage):
         payload = {_WRITE_KEY: token, **data}
         try:
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-            self._replace_file(body)
+            self._replace_file(body, durable)
         except BaseException:
             # tinydb mutated the cached tables in place before calling us: they no longer
             # match the disk, so the next read must parse the file again.
@@ -197,21 +206,128 @@ class AtomicJSONStorage(Storage):
             raise
         self._snapshot = _Snapshot(key=_stat_key(os.stat(self.path)), token=token, tables=data)
 
-    def _replace_file(self, body: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=self._tmp_prefix, dir=self.path.parent)
+    def write_document(self, table: str, doc_id: str, encoded: bytes, durable: bool = True) -> None:
+        """Replace the file with one table of one document already encoded as JSON (by pydantic, say).
+
+        The same file write() would give, without building and encoding a dict: the cost of a round's write.
+        """
+        if not self.lock.is_locked:
+            raise RuntimeError("AtomicJSONStorage.write_document called without holding the memory lock")
+        token = uuid.uuid4().hex
+        head = json.dumps({_WRITE_KEY: token, META: {"1": {"schema_version": SCHEMA_VERSION}}},
+                          separators=(",", ":"))
+        # '{"_write":..,"_meta":..,' + '"trajectory":{"1":' + encoded + '}}'
+        prefix = f"{head[:-1]},{json.dumps(table)}:{{{json.dumps(doc_id)}:"
+        self._snapshot = None  # the next read parses what was written
+        self._replace_file(prefix.encode() + encoded + b"}}", durable)
+
+    def peek_version(self) -> int | None:
+        """The schema version from the first bytes of a file this storage wrote, without parsing the rest.
+
+        None when there is no file or its start does not tell (another writer's layout): read() it whole then.
+        """
+        try:
+            with open(self.path, "rb") as f:
+                head = f.read(_HEAD_BYTES * 2)
+        except FileNotFoundError:
+            return None
+        match = _HEAD_VERSION.match(head)
+        return int(match.group(1)) if match else None
+
+    def identity(self) -> tuple[tuple[int, int, int], str | None] | None:
+        """What tells this version of the file from any other (stat and write token); None when there is no file."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            return _stat_key(os.fstat(f.fileno())), _head_token(f.read(_HEAD_BYTES))
+
+    def read_bytes(self) -> bytes | None:
+        """The file's bytes as they are (for a parser that reads JSON itself); None when there is no file."""
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def append_documents(self, table: str, docs: dict[str, bytes]) -> None:
+        """Add documents, already encoded, to the one table of a file write() or write_document() wrote.
+
+        The file is still replaced whole (temp file, fsync, rename), but what it held is copied as
+        bytes, never parsed: the cost is a copy, not a parse and an encode. A file of another layout
+        is read and written the ordinary way (call under the lock).
+        """
+        if not self.lock.is_locked:
+            raise RuntimeError("AtomicJSONStorage.append_documents called without holding the memory lock")
+        raw = self.read_bytes()
+        marker = f",{json.dumps(table)}:{{".encode()
+        at = -1 if raw is None else raw.find(marker, 0, _HEAD_BYTES * 2)
+        if raw is None or at < 0 or not raw.endswith(b"}}") or self.peek_version() != SCHEMA_VERSION:
+            tables = self.read() or {}
+            merged = {**(tables.get(table) or {}), **{k: json.loads(v) for k, v in docs.items()}}
+            self.write({META: {"1": {"schema_version": SCHEMA_VERSION}}, table: merged})
+            return
+        held = raw[at + len(marker) : -2]
+        added = b",".join(json.dumps(k).encode() + b":" + v for k, v in docs.items())
+        head = json.dumps({_WRITE_KEY: uuid.uuid4().hex, META: {"1": {"schema_version": SCHEMA_VERSION}}},
+                          separators=(",", ":"))[:-1].encode()
+        self._snapshot = None  # the next read parses what was written
+        self._replace_file(head + marker + held + (b"," if held.strip() else b"") + added + b"}}", durable=True)
+
+    def read_document(self, table: str, doc_id: str) -> bytes | None:
+        """One document's JSON as stored, from a file write_document wrote; None when there is no file.
+
+        The bytes go straight to pydantic (``model_validate_json``), with no dict built on the way. A
+        file of another shape (an older writer, a hand edit) or a corrupt one goes through read(),
+        which parses it or moves it aside.
+        """
+        try:
+            with open(self.path, "rb") as f:
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        marker = f",{json.dumps(table)}:{{{json.dumps(doc_id)}:".encode()
+        at = raw.find(marker, 0, 256)
+        if at > 0 and raw.startswith(b'{"' + _WRITE_KEY.encode()) and raw.endswith(b"}}"):
+            try:
+                head = json.loads(raw[:at] + b"}")
+            except ValueError:
+                head = None
+            if isinstance(head, dict) and schema_version(head) <= SCHEMA_VERSION:
+                return raw[at + len(marker) : -2]
+        doc = ((self.read() or {}).get(table) or {}).get(doc_id)
+        return None if doc is None else json.dumps(doc, ensure_ascii=False).encode()
+
+    def _replace_file(self, body: bytes, durable: bool) -> None:
+        """Temp file, fsync, rename: a reader sees the old file or the new one, never a mix.
+
+        The folder is not fsynced: after a power cut the rename may be lost, leaving the previous
+        version, whole. That is the round being written lost, as the design allows.
+        """
+        fd, tmp = tempfile.mkstemp(prefix=self._tmp_prefix, dir=self.tmp_dir)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(body)
                 f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+    def forget(self) -> None:
+        """Drop the cached parse; the next read parses the file again."""
+        self._snapshot = None
+
+    def delete(self) -> None:
+        """Remove the file (call under the lock); a reader then finds no file, never half of one."""
+        self.path.unlink(missing_ok=True)
+        self._snapshot = None
         _fsync_dir(self.path.parent)
 
     def remove_orphan_temps(self) -> None:
         """Delete temp files left by a writer that was killed mid-write (call under the lock)."""
-        for orphan in self.path.parent.glob(self._tmp_prefix + "*"):
+        for orphan in self.tmp_dir.glob(self._tmp_prefix + "*"):
             log.warning("removing %s left by an interrupted write", orphan)
             orphan.unlink(missing_ok=True)

@@ -1,40 +1,38 @@
-"""MemoryStore: trajectories and lessons in one tinydb file, written atomically and locked.
+"""MemoryStore: trajectories (one tinydb file each), an index of them, and lessons, safe across processes.
 
-Every change runs under the cross-process file lock (storage.holding). A trajectory is inserted
-once with save_trajectory; every later change is a read-modify-write through update_trajectory,
-which applies the caller's function to the version on disk while holding the lock, so writers in
-several processes never lose each other's rounds.
+A trajectory is inserted once with save_trajectory; every later change is a read-modify-write
+through update_trajectory, which applies the caller's function to the version on disk while
+holding that trajectory's own lock, so writers in several processes never lose each other's
+rounds, and writers of different trajectories never wait on each other. Reads take no lock.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+import os
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from tinydb import Query
-from tinydb.table import Document, Table
 
-from gems_mcp.errors import InvalidRequest, UnknownTrajectory
-from gems_mcp.memory.database import DB_NAME, LESSONS, MIGRATIONS, TRAJECTORIES, Database
-from gems_mcp.memory.storage import (
-    LOCK_TIMEOUT_S,
-    SCHEMA_VERSION,
-    AtomicJSONStorage,
+from gems_mcp.errors import (
+    InvalidRequest,
     MemoryBusy,
     MemoryCorrupted,
     MemorySchemaTooNew,
     MemoryStoreError,
+    UnknownTrajectory,
 )
+from gems_mcp.memory.database import DB_NAME, LESSONS, MIGRATIONS, TRAJECTORIES, Database
+from gems_mcp.memory.shards import INDEX_FIELDS, Shard, index_entry, index_key
+from gems_mcp.memory.storage import LOCK_TIMEOUT_S, SCHEMA_VERSION, AtomicJSONStorage
 from gems_mcp.types import Lesson, Trajectory, now
 
 __all__ = [
     "DB_NAME",
+    "LESSONS",
     "LOCK_TIMEOUT_S",
     "MIGRATIONS",
     "SCHEMA_VERSION",
@@ -49,19 +47,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-
-def _add_recalls(n: int) -> Callable[[MutableMapping[Any, Any]], None]:
-    """A tinydb update that counts ``n`` more recalls of a lesson."""
-
-    def add(doc: MutableMapping[Any, Any]) -> None:
-        doc["recalls"] = doc.get("recalls", 0) + n
-
-    return add
+INDEX_SLACK_S = 3600.0
+"""A round's write leaves the index alone unless the intent or status changed or its updated time is
+older than this: most writes touch the trajectory's own file only. Retention checks the file itself."""
 
 
-def _lesson_doc_id(lesson_id: str) -> int:
-    """A stable tinydb document id for a lesson, so re-adding one is a no-op."""
-    return int.from_bytes(hashlib.blake2b(lesson_id.encode(), digest_size=6).digest(), "big")
+def _entry(traj: Trajectory) -> dict[str, Any]:
+    return index_entry(traj.model_dump(mode="json", include=set(INDEX_FIELDS)))
 
 
 class MemoryStore(Database):
@@ -71,20 +63,17 @@ class MemoryStore(Database):
         self.max_lessons = max_lessons
         self.max_lesson_bytes = max_lesson_bytes
         super().__init__(home)
-        # Query caches are per instance and never see other processes' writes: disable them.
-        self._trajectories: Table = self._db.table(TRAJECTORIES, cache_size=0)
-        self._lessons: Table = self._db.table(LESSONS, cache_size=0)
 
     # -- trajectories ----------------------------------------------------------------------
 
     def save_trajectory(self, traj: Trajectory) -> None:
         """Insert a new trajectory; one already stored is changed only with update_trajectory."""
-        with self._locked():
-            if self._doc_id(traj.id) is not None:
+        shard = self.shards.get(traj.id)
+        with self._locked(shard.lock, shard.mutex):
+            if shard.exists():
                 raise InvalidRequest(f"trajectory {traj.id!r} is already stored")
-            next_id = max((d.doc_id for d in self._trajectories), default=0) + 1
-            # tinydb's own id counter is stale across processes: give the id explicitly
-            self._trajectories.insert(Document(traj.model_dump(mode="json"), doc_id=next_id))
+            shard.write_encoded(traj.model_dump_json().encode())
+            self._index_put({index_key(traj.id): _entry(traj)})
 
     def update_trajectory(
         self, trajectory_id: str, fn: Callable[[Trajectory], Trajectory]
@@ -93,8 +82,9 @@ class MemoryStore(Database):
 
         ``fn`` may raise to leave the stored trajectory unchanged. It must not change the id.
         """
-        with self._locked():
-            doc_id, current = self._get(trajectory_id)
+        shard = self.shards.get(trajectory_id)
+        with self._locked(shard.lock, shard.mutex):
+            current = self._parse(shard)
             updated = fn(current)
             if not isinstance(updated, Trajectory):
                 raise TypeError("update_trajectory: fn must return a Trajectory")
@@ -103,19 +93,17 @@ class MemoryStore(Database):
                     f"update_trajectory: fn changed the id from {trajectory_id!r} to {updated.id!r}"
                 )
             updated = updated.model_copy(update={"updated_at": now()})
-            data = updated.model_dump(mode="json")
-
-            def replace(doc: MutableMapping[Any, Any]) -> None:
-                doc.clear()
-                doc.update(data)
-
-            self._trajectories.update(replace, doc_ids=[doc_id])
+            # pydantic encodes in one pass what model_dump + json.dumps take three times as long for
+            shard.write_encoded(updated.model_dump_json().encode())
+            entry = _entry(updated)
+            if self._index_is_stale(index_key(trajectory_id), entry):
+                self._index_put({index_key(trajectory_id): entry})
             return updated
 
     def get_trajectory(self, trajectory_id: str) -> Trajectory:
         """The stored trajectory with this id; UnknownTrajectory if there is none."""
         with self._reading():
-            return self._get(trajectory_id)[1]
+            return self._parse(self.shards.get(trajectory_id))
 
     def list_trajectories(self, limit: int | None = None) -> list[Trajectory]:
         """Stored trajectories, newest (by creation) first, at most ``limit`` of them."""
@@ -123,63 +111,113 @@ class MemoryStore(Database):
             raise InvalidRequest(f"limit must be 0 or more, not {limit}")
         if self.read_problem is not None:
             return []
-        with self._reading():
-            docs = sorted(self._trajectories, key=lambda d: d.get("created_at", 0), reverse=True)
         out: list[Trajectory] = []
-        for doc in docs:
+        for entry in self._index_by_age():
             if limit is not None and len(out) >= limit:
                 break
             try:
-                out.append(Trajectory.model_validate(doc))
-            except ValidationError as exc:
-                log.warning("skipping unreadable trajectory %r in %s: %s",
-                            doc.get("id"), self.path, exc)
+                out.append(self.get_trajectory(entry["id"]))
+            except (MemoryStoreError, UnknownTrajectory) as exc:
+                log.warning("skipping unreadable trajectory %r in %s: %s", entry.get("id"), self.home, exc)
         return out
 
     def delete_trajectory(self, trajectory_id: str) -> None:
         """Remove one trajectory; UnknownTrajectory if there is none."""
-        with self._locked():
-            doc_id = self._doc_id(trajectory_id)
-            if doc_id is None:
+        shard = self.shards.get(trajectory_id)
+        with self._locked(shard.lock, shard.mutex):
+            if not shard.exists():
                 raise UnknownTrajectory(trajectory_id)
-            self._trajectories.remove(doc_ids=[doc_id])
+            shard.delete()
+            self._index_drop([index_key(trajectory_id)])
 
     def remove_stale(self, older_than_days: float) -> list[dict[str, Any]]:
         """Remove trajectories not updated for ``older_than_days``; returns the removed records as stored."""
         if not older_than_days >= 0:
             raise InvalidRequest(f"older_than_days must be 0 or more, not {older_than_days}")
+        self.check_writable()
         cutoff = time.time() - older_than_days * 86400.0
-        with self._locked():
-            stale = [d for d in self._trajectories if d.get("updated_at", 0) < cutoff]
-            if stale:
-                self._trajectories.remove(doc_ids=[d.doc_id for d in stale])
-        if stale:
-            log.info("pruned %d trajectories older than %s days", len(stale), older_than_days)
-        return [dict(d) for d in stale]
+        # The index's updated time may trail the file's (INDEX_SLACK_S): it names candidates, the file decides.
+        candidates = [e["id"] for e in self._index().values() if e.get("updated_at", 0) < cutoff]
+        removed, gone = [], []
+        for trajectory_id in candidates:
+            shard = self.shards.get(trajectory_id)
+            with self._locked(shard.lock, shard.mutex):
+                record = shard.read()
+                if record is None or record.get("updated_at", 0) < cutoff:
+                    shard.delete()
+                    gone.append(index_key(trajectory_id))
+                    removed += [record] if record is not None else []
+        if gone:
+            self._index_drop(gone)
+            log.info("pruned %d trajectories older than %s days", len(removed), older_than_days)
+        return removed
+
+    def record(self, trajectory_id: str) -> dict[str, Any] | None:
+        """One stored trajectory record as stored (even one this version cannot parse), or None."""
+        with self._reading():
+            return self.shards.get(trajectory_id).read()
 
     def records(self) -> list[dict[str, Any]]:
-        """Every stored trajectory record as stored (even ones this version cannot parse)."""
+        """Every stored trajectory record as stored (even ones this version cannot parse); reads every file."""
         if self.read_problem is not None:
             return []
-        with self._reading():
-            return [dict(d) for d in self._trajectories]
+        out = []
+        for entry in self._index_by_age():
+            try:
+                record = self.record(entry["id"])
+            except MemoryStoreError as exc:
+                log.warning("skipping unreadable trajectory %r: %s", entry.get("id"), exc)
+                continue
+            if record is not None:
+                out.append(record)
+        return out
 
-    def _doc_id(self, trajectory_id: str) -> int | None:
-        doc = self._trajectories.get(Query().id == trajectory_id)
-        return None if doc is None else doc.doc_id
-
-    def _get(self, trajectory_id: str) -> tuple[int, Trajectory]:
-        """The tinydb document id and the parsed trajectory; UnknownTrajectory if there is none."""
-        doc = self._trajectories.get(Query().id == trajectory_id)
-        if doc is None:
-            raise UnknownTrajectory(trajectory_id)
+    def _parse(self, shard: Shard) -> Trajectory:
+        """The stored trajectory, parsed by pydantic straight from the file's bytes."""
+        encoded = shard.read_encoded()
+        if encoded is None:
+            raise UnknownTrajectory(shard.trajectory_id)
         try:
-            return doc.doc_id, Trajectory.model_validate(doc)
+            return Trajectory.model_validate_json(encoded)
         except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                shard.storage.read()  # a damaged file: read() moves it aside and says so (MemoryCorrupted)
             raise MemoryStoreError(
-                f"Trajectory {trajectory_id!r} in {self.path} does not match the current "
+                f"Trajectory {shard.trajectory_id!r} in {self.home} does not match the current "
                 f"format and cannot be read: {exc.errors()[0]['msg']}."
             ) from None
+
+    # -- the index -------------------------------------------------------------------------
+
+    def _index(self) -> dict[str, dict[str, Any]]:
+        """The index rows by key; read without a lock (the file is always whole)."""
+        with self._reading(), self._mutex:
+            return dict(self._index_tables().get(TRAJECTORIES) or {})
+
+    def _index_by_age(self) -> list[dict[str, Any]]:
+        rows = [e for e in self._index().values() if isinstance(e.get("id"), str)]
+        return sorted(rows, key=lambda e: e.get("created_at", 0), reverse=True)
+
+    def _index_is_stale(self, key: str, entry: dict[str, Any]) -> bool:
+        with self._mutex:
+            row = (self._index_tables().get(TRAJECTORIES) or {}).get(key)
+        return (row is None or any(row.get(f) != entry[f] for f in ("id", "intent", "status", "created_at"))
+                or entry["updated_at"] - row.get("updated_at", 0) > INDEX_SLACK_S)
+
+    def _index_put(self, rows: dict[str, dict[str, Any]]) -> None:
+        with self._locked():
+            tables = dict(self._index_tables())
+            tables[TRAJECTORIES] = {**(tables.get(TRAJECTORIES) or {}), **rows}
+            self._storage.write(tables)
+
+    def _index_drop(self, keys: list[str]) -> None:
+        with self._locked():
+            tables = dict(self._index_tables())
+            index = dict(tables.get(TRAJECTORIES) or {})
+            for key in keys:
+                index.pop(key, None)
+            tables[TRAJECTORIES] = index
+            self._storage.write(tables)
 
     # -- lessons ---------------------------------------------------------------------------
 
@@ -187,50 +225,17 @@ class MemoryStore(Database):
         """Store lessons; one already stored (same id) is kept as it is."""
         if not lessons:
             return
-        with self._locked():
-            existing = {d.doc_id for d in self._lessons}
-            fresh: dict[int, Document] = {}
-            for lesson in lessons:
-                doc_id = _lesson_doc_id(lesson.id)
-                if doc_id not in existing:
-                    fresh[doc_id] = Document(lesson.model_dump(mode="json"), doc_id=doc_id)
-            if fresh:
-                self._lessons.insert_multiple(fresh.values())
-                self._cap_lessons()
-
-    def _cap_lessons(self) -> None:
-        """Past the count or size cap, drop the least recalled lessons (the oldest first among equals)."""
-        docs = sorted(self._lessons, key=lambda d: (d.get("recalls", 0), d.get("created_at", 0)))
-        sizes = [len(json.dumps(d, ensure_ascii=False, separators=(",", ":"))) for d in docs]
-        total, drop = sum(sizes), 0
-        while drop < len(docs) and (
-            (self.max_lessons is not None and len(docs) - drop > self.max_lessons)
-            or (self.max_lesson_bytes is not None and total > self.max_lesson_bytes)
-        ):
-            total -= sizes[drop]
-            drop += 1
-        if drop:
-            self._lessons.remove(doc_ids=[d.doc_id for d in docs[:drop]])
-            log.info("dropped %d least recalled lessons to stay under the lessons cap", drop)
+        self.check_writable()
+        records = [lesson.model_dump(mode="json") for lesson in lessons]
+        self.lesson_file.add(records, self.max_lessons, self.max_lesson_bytes)
 
     def note_recalled(self, lesson_ids: list[str]) -> None:
         """Count one recall for each id (once per occurrence); best effort: a read-only store skips it."""
         if not lesson_ids or self.write_problem is not None:
             return
-        counts: dict[int, int] = {}
-        for lesson_id in lesson_ids:
-            counts[_lesson_doc_id(lesson_id)] = counts.get(_lesson_doc_id(lesson_id), 0) + 1
-        by_count: dict[int, list[int]] = {}
-        for doc_id, n in counts.items():
-            by_count.setdefault(n, []).append(doc_id)
         try:
-            with self._locked():
-                present = {d.doc_id for d in self._lessons}
-                for n, doc_ids in by_count.items():  # one write per distinct count, usually one in all
-                    ids = [i for i in doc_ids if i in present]
-                    if ids:
-                        self._lessons.update(_add_recalls(n), doc_ids=ids)
-        except MemoryStoreError as exc:
+            self.lesson_file.count_recalls(lesson_ids)
+        except (MemoryStoreError, OSError) as exc:
             log.warning("could not count lesson recalls: %s", exc)
 
     def lessons(self) -> list[Lesson]:
@@ -238,24 +243,48 @@ class MemoryStore(Database):
         if self.read_problem is not None:
             return []
         with self._reading():
-            docs = list(self._lessons)
-        out = []
-        for doc in docs:
             try:
-                out.append(Lesson.model_validate(doc))
-            except ValidationError as exc:
-                log.warning("skipping unreadable lesson %r in %s: %s", doc.get("id"), self.path, exc)
-        out.sort(key=lambda lesson: lesson.created_at)
-        return out
+                return self.lesson_file.lessons()
+            except MemoryCorrupted as exc:  # moved aside: the lessons start again from none
+                self.notice = str(exc)
+                return self.lesson_file.lessons()
 
     # -- whole database --------------------------------------------------------------------
 
     def export(self) -> dict[str, Any]:
         """Everything stored, exactly as stored (even records this version cannot read)."""
+        trajectories = self.records()
         with self._reading():
-            trajectories = [dict(d) for d in self._trajectories]
-            lessons = [dict(d) for d in self._lessons]
+            lessons = self.lesson_file.records()
         trajectories.sort(key=lambda d: d.get("created_at", 0), reverse=True)
         lessons.sort(key=lambda d: d.get("created_at", 0))
         return {"schema_version": self.schema_version, "trajectories": trajectories,
                 "lessons": lessons}
+
+    def import_records(self, trajectories: list[Trajectory], lessons: list[Lesson],
+                       refuse_existing: bool = False) -> tuple[int, int, int, int]:
+        """Add trajectories and lessons whose ids are new: (trajectories added, skipped, lessons added, skipped).
+
+        With ``refuse_existing`` an id already stored refuses the whole import before anything is written.
+        """
+        self.check_writable()
+        index = self._index()
+        fresh = [t for t in trajectories if index_key(t.id) not in index]
+        known = self.lesson_file.known([lesson.id for lesson in lessons])
+        clashes = len(trajectories) - len(fresh) + len(known)
+        if refuse_existing and clashes:
+            raise InvalidRequest(f"{clashes} of the records to import are already stored "
+                                 f"({len(trajectories) - len(fresh)} trajectories, {len(known)} lessons); "
+                                 "nothing was imported")
+        rows = {}
+        for traj in fresh:  # each file under its own lock; no index lock meanwhile (writers take shard, then index)
+            shard = self.shards.get(traj.id)
+            with self._locked(shard.lock, shard.mutex):
+                shard.write_encoded(traj.model_dump_json().encode(), durable=False)
+            rows[index_key(traj.id)] = _entry(traj)
+        os.sync()  # every file on disk before the index names it
+        if rows:
+            self._index_put(rows)
+        added = self.lesson_file.add([lesson.model_dump(mode="json") for lesson in lessons if lesson.id not in known],
+                                     self.max_lessons, self.max_lesson_bytes)
+        return len(fresh), len(trajectories) - len(fresh), added, len(lessons) - added

@@ -181,10 +181,10 @@ def test_cache_notices_a_new_version_with_the_same_inode_size_and_mtime(
     MemoryStore(home).save_trajectory(traj)
     reader = MemoryStore(home)
     assert reader.get_trajectory(traj.id).intent == traj.intent
-    db = home / "memory.json"
+    db = home / "trajectories" / f"{traj.id}.json"
     before = db.stat()
     MemoryStore(tmp_path).save_trajectory(traj.model_copy(update={"intent": "X" * len(traj.intent)}))
-    newer = (tmp_path / "memory.json").read_bytes()
+    newer = (tmp_path / "trajectories" / f"{traj.id}.json").read_bytes()
     assert len(newer) == before.st_size
 
     with open(db, "r+b") as f:  # same inode
@@ -258,7 +258,9 @@ def test_kill_9_during_writes_leaves_a_database_that_loads(home: Path, store: Me
     rounds = reopened.get_trajectory(shared.id).rounds
     assert len(rounds) >= 60
     assert [r.index for r in rounds] == list(range(1, len(rounds) + 1))
-    assert not list(home.glob("memory.json.tmp-*")), "interrupted temp files are cleaned up"
+    assert not list(home.glob("**/*.tmp-*")), "interrupted temp files are cleaned up"
+    # every trajectory is whole: the shared one and each killed writer's own
+    assert {t.id for t in reopened.list_trajectories()} == {shared.id, "t-own-k0", "t-own-k1", "t-own-k2"}
     # The dead writer's lock is gone: a new write goes through at once.
     reopened.update_trajectory(shared.id, lambda t: t.model_copy(update={"status": "done"}))
     assert MemoryStore(home).get_trajectory(shared.id).status == "done"
@@ -267,21 +269,43 @@ def test_kill_9_during_writes_leaves_a_database_that_loads(home: Path, store: Me
 # -- corruption and schema ---------------------------------------------------------------------
 
 
-def test_truncated_file_is_moved_aside_and_the_store_starts_empty_and_says_so(home: Path, store: MemoryStore) -> None:
-    store.save_trajectory(make_trajectory(3))
-    db = home / "memory.json"
-    original = db.read_bytes()
-    db.write_bytes(original[: len(original) // 2])
+def test_a_truncated_trajectory_file_is_moved_aside_and_the_others_stay_readable(
+    home: Path, store: MemoryStore
+) -> None:
+    broken, intact = make_trajectory(3), make_trajectory(2)
+    store.save_trajectory(broken)
+    store.save_trajectory(intact)
+    shard = home / "trajectories" / f"{broken.id}.json"
+    original = shard.read_bytes()
+    shard.write_bytes(original[: len(original) // 2])
+
+    reopened = MemoryStore(home)
+    with pytest.raises(MemoryCorrupted) as err:
+        reopened.get_trajectory(broken.id)
+
+    assert err.value.backup.read_bytes() == original[: len(original) // 2]
+    assert str(shard) in str(err.value)
+    assert [t.id for t in reopened.list_trajectories()] == [intact.id]
+    assert reopened.get_trajectory(intact.id) == intact
+
+
+def test_a_corrupt_index_is_moved_aside_rebuilt_from_the_trajectory_files_and_says_so(
+    home: Path, store: MemoryStore
+) -> None:
+    trajs = [make_trajectory(2) for _ in range(3)]
+    for traj in trajs:
+        store.save_trajectory(traj)
+    index = home / "memory.json"
+    index.write_bytes(index.read_bytes()[:40])
 
     reopened = MemoryStore(home)
 
     [backup] = home.glob("memory.json.corrupt-*")
     notice = reopened.take_notice()
-    assert notice is not None and str(db) in notice and str(backup) in notice
-    assert backup.read_bytes() == original[: len(original) // 2]
-    assert reopened.list_trajectories() == []
+    assert notice is not None and str(index) in notice and str(backup) in notice
+    assert {t.id for t in reopened.list_trajectories()} == {t.id for t in trajs}
     reopened.save_trajectory(make_trajectory(1))
-    assert len(MemoryStore(home).list_trajectories()) == 1
+    assert len(MemoryStore(home).list_trajectories()) == 4
 
 
 def test_corruption_under_an_open_store_is_reported_on_the_next_read(
@@ -289,7 +313,7 @@ def test_corruption_under_an_open_store_is_reported_on_the_next_read(
 ) -> None:
     traj = make_trajectory(1)
     store.save_trajectory(traj)
-    (home / "memory.json").write_bytes(b"\x00\x01 not json at all")
+    (home / "trajectories" / f"{traj.id}.json").write_bytes(b"\x00\x01 not json at all")
 
     with pytest.raises(MemoryCorrupted) as err:
         store.get_trajectory(traj.id)
