@@ -25,6 +25,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from tinydb import TinyDB
 
+from gems_mcp.errors import MemoryCorrupted, MemorySchemaTooNew, MemoryStoreError
 from gems_mcp.memory import migration
 from gems_mcp.memory.lesson_store import LessonFile
 from gems_mcp.memory.shards import TMP_DIR, TRAJECTORY_DIR, ShardSet
@@ -33,9 +34,6 @@ from gems_mcp.memory.storage import (
     META,
     SCHEMA_VERSION,
     AtomicJSONStorage,
-    MemoryCorrupted,
-    MemorySchemaTooNew,
-    MemoryStoreError,
     RawTables,
     holding,
     schema_version,

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gems_mcp.errors import MemoryCorrupted, MemoryStoreError
 from gems_mcp.memory.lesson_store import LessonFile
 from gems_mcp.memory.shards import ShardSet, index_entry, index_key
-from gems_mcp.memory.storage import META, SCHEMA_VERSION, MemoryCorrupted, MemoryStoreError, RawTables
+from gems_mcp.memory.storage import META, SCHEMA_VERSION, RawTables
 
 log = logging.getLogger(__name__)
 
