@@ -18,6 +18,7 @@ from gems_mcp.generation.regions import blend, blend_mask
 from gems_mcp.shapes import world
 from gems_mcp.shapes.checklist import checklist
 from gems_mcp.shapes.layout import Cell, raster, region_cell, to_pixels
+from gems_mcp.shapes.placement import check_box_fits, place_cells
 
 if TYPE_CHECKING:
     from gems_mcp.shapes.judge import ExactJudge
@@ -49,9 +50,11 @@ class EmbeddedGenerator:
 
     name = "embedded-shapes"
 
-    def __init__(self, weights: Path = WEIGHTS, device: str = "cpu") -> None:
+    def __init__(self, weights: Path = WEIGHTS, device: str = "cpu", place: bool = True) -> None:
         self._folder = Path(weights)
         self._device = device
+        # place=False hands the model every box as written (the behaviour before placement; benchmarks compare)
+        self._place = place
         self._model: ShapesModel | None = None
         self._load_lock = threading.Lock()
         # one job at a time: two concurrent batches would only fight over the same cores
@@ -103,6 +106,8 @@ class EmbeddedGenerator:
         """
         spec = _caption(request)
         cells = _cells(request, self._capabilities)
+        if self._place:
+            cells = place_cells(cells)
         model = self.model()
         with self._run_lock:
             if should_stop is not None and should_stop():
@@ -132,13 +137,20 @@ def _cells(request: GenerationRequest, caps: Capabilities) -> list[Cell]:
     cells: list[Cell] = []
     if request.layout:
         caps.check_regions(request.layout, "layout")
-        cells += [region_cell(r.prompt, r.box) for r in request.layout]
+        cells += [_cell(r.prompt, r.box) for r in request.layout]
     if request.edits:
         if request.init_image is None:
             raise InvalidRequest("region edits repaint an existing image; give init_image with the edits")
         caps.check_regions(request.edits, "edits")
-        cells += [region_cell(r.prompt, r.box) for r in request.edits]
+        cells += [_cell(r.prompt, r.box) for r in request.edits]
     return cells
+
+
+def _cell(prompt: str, box: tuple[float, float, float, float]) -> Cell:
+    cell = region_cell(prompt, box)
+    if not cell.empty:
+        check_box_fits(prompt, box, cell.box)
+    return cell
 
 
 def composite(init: Image.Image, generated: Image.Image, boxes: list[tuple[float, float, float, float]]) -> Image.Image:
