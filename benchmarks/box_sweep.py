@@ -201,8 +201,10 @@ def _generate(generator: EmbeddedGenerator, prompt: str, regions: list[Region], 
     return generator.generate(GenerationRequest(prompt, [seed], params, layout=regions))[0]
 
 
-def sweep(generator: EmbeddedGenerator, samples: int) -> Iterator[str]:
+def sweep(generator: EmbeddedGenerator, samples: int, match: str = "") -> Iterator[str]:
     for index, (name, arrange) in enumerate(ARRANGEMENTS.items()):
+        if match not in name:
+            continue
         rng = np.random.default_rng([AGENT_SEED, index])
         tally = Tally()
         for k in range(samples):
@@ -296,6 +298,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=40, help="Held-out prompts per agent category.")
     parser.add_argument("--no-place", action="store_true", help="Give the model every box as written.")
     parser.add_argument("--weights", type=Path, default=WEIGHTS)
+    parser.add_argument("--match", default="", help="Only the arrangements whose name holds this text.")
     parser.add_argument("--only", choices=("sweep", "edits", "agents"), default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -306,7 +309,7 @@ def main() -> None:
     out.write("| arrangement | images | regions with exactly their object | whole image right | prompt pass |\n")
     out.write("|---|---|---|---|---|\n")
     if args.only in (None, "sweep"):
-        for row in sweep(generator, args.samples):
+        for row in sweep(generator, args.samples, args.match):
             out.write(row + "\n")
             out.flush()
     if args.only in (None, "edits"):

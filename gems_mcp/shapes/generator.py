@@ -17,7 +17,7 @@ from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallba
 from gems_mcp.generation.regions import blend, blend_mask
 from gems_mcp.shapes import world
 from gems_mcp.shapes.checklist import checklist
-from gems_mcp.shapes.layout import Cell, raster, region_cell, to_pixels
+from gems_mcp.shapes.layout import Cell, contradiction, plan_layout, raster, region_cell, to_pixels
 from gems_mcp.shapes.placement import check_box_fits, place_cells
 
 if TYPE_CHECKING:
@@ -50,11 +50,15 @@ class EmbeddedGenerator:
 
     name = "embedded-shapes"
 
-    def __init__(self, weights: Path = WEIGHTS, device: str = "cpu", place: bool = True) -> None:
+    def __init__(
+        self, weights: Path = WEIGHTS, device: str = "cpu", place: bool = True, own_layout: bool = True
+    ) -> None:
         self._folder = Path(weights)
         self._device = device
-        # place=False hands the model every box as written (the behaviour before placement; benchmarks compare)
+        # place=False hands the model every box as written; own_layout=False draws a prompt without a
+        # layout from its words alone (both the behaviour before issue 18; benchmarks compare)
         self._place = place
+        self._own_layout = own_layout
         self._model: ShapesModel | None = None
         self._load_lock = threading.Lock()
         # one job at a time: two concurrent batches would only fight over the same cores
@@ -105,20 +109,51 @@ class EmbeddedGenerator:
         size by nearest neighbour when it has another size).
         """
         spec = _caption(request)
-        cells = _cells(request, self._capabilities)
-        if self._place:
-            cells = place_cells(cells)
+        maps = self._layout_maps(request, spec)
         model = self.model()
         with self._run_lock:
             if should_stop is not None and should_stop():
                 raise GenerationCancelled("stopped before the first step")
-            native = _run(model, request, spec, cells, _stepper(on_step, should_stop))
+            native = _run(model, request, spec, maps, _stepper(on_step, should_stop))
         size = (request.params.width, request.params.height)
         images = [img.resize(size, Image.Resampling.NEAREST) for img in native]
         if request.edits:
             assert request.init_image is not None
             images = [composite(request.init_image, img, [r.box for r in request.edits]) for img in images]
         return images
+
+
+    def explain(self, request: GenerationRequest) -> list[str]:
+        """What this model does with a request beyond drawing it as given, one line each (the round's notes)."""
+        spec = _caption(request)
+        notes = []
+        if self._plans_own_layout(request, spec):
+            notes.append(
+                "drawn with the model's own layout: no layout was given, so the embedded model planned one box "
+                "per object from the prompt (for each seed); give layout=[...] to choose the boxes yourself"
+            )
+        said = contradiction(spec, [(r.prompt, r.box) for r in request.layout]) if spec else None
+        return notes + ([said] if said else [])
+
+    def _plans_own_layout(self, request: GenerationRequest, spec: world.SceneSpec | None) -> bool:
+        """A prompt of several objects with no layout, no init image: the model lays it out itself.
+
+        It places and colors objects far better from boxes than from words (MODEL.md), so a plain
+        prompt gets the boxes shapes.layout.plan_layout writes, a different plan per seed.
+        """
+        plain = not request.layout and not request.edits and request.init_image is None
+        return self._own_layout and plain and spec is not None and spec.total > 1
+
+    def _layout_maps(self, request: GenerationRequest, spec: world.SceneSpec | None) -> np.ndarray | None:
+        """One layout map per seed (n, LAYOUT_CHANNELS, 32, 32), or None to draw from the caption alone."""
+        if self._plans_own_layout(request, spec):
+            plans = [[_cell(r.prompt, r.box) for r in plan_layout(request.prompt, seed)] for seed in request.seeds]
+            return np.stack([raster(place_cells(cells)) for cells in plans])
+        cells = _cells(request, self._capabilities)
+        if not cells:
+            return None
+        grid = raster(place_cells(cells) if self._place else cells)
+        return np.repeat(grid[None], len(request.seeds), axis=0)
 
 
 def _caption(request: GenerationRequest) -> world.SceneSpec | None:
@@ -177,7 +212,7 @@ def _run(
     model: ShapesModel,
     request: GenerationRequest,
     spec: world.SceneSpec | None,
-    cells: list[Cell],
+    maps: np.ndarray | None,
     step: Callable[[int, int], None],
 ) -> list[Image.Image]:
     import torch
@@ -188,10 +223,10 @@ def _run(
     n = len(request.seeds)
     ids = tokenize(spec) if spec is not None else null_tokens()
     job = SampleJob([ids] * n, list(request.seeds), params.steps, params.guidance)
-    if cells:
+    if maps is not None:
         if not model.config.layout_channels:
             raise Unsupported("these embedded weights take no layout")
-        job.layout = torch.from_numpy(raster(cells)).float()[None].expand(n, -1, -1, -1)
+        job.layout = torch.from_numpy(maps).float()
     if request.init_image is not None:
         job.init = to_tensor(world.native_pixels(request.init_image).copy()[None]).expand(n, -1, -1, -1)
         # a region edit redraws its boxes from noise unless asked otherwise; an image edit keeps more

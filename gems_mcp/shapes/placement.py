@@ -62,20 +62,32 @@ def place_cells(cells: Sequence[Cell], keep_rest_empty: bool = True) -> list[Cel
 
 
 def _spot(box: PixelBox, cells: list[PixelBox], smaller: list[PixelBox]) -> PixelBox:
-    """An object-sized cell in the box: nearest its centre among those clear of cells and smaller boxes."""
+    """An object-sized cell in the box: nearest its centre among those clear of the other cells.
+
+    Clear means GAP px from every other cell and outside every smaller box; when nothing is, the
+    cell shrinks a pixel at a time down to the smallest object (a row of four 8 px columns gets
+    7 px cells 1 px apart), and last of all it sits at the centre whatever it touches.
+    """
     x0, y0, x1, y1 = box
     w, h = min(OBJECT_SIDE, x1 - x0), min(OBJECT_SIDE, y1 - y0)
-    if (w, h) == (x1 - x0, y1 - y0):
+    if (w, h) == (x1 - x0, y1 - y0) and not any(_overlaps(box, c) for c in cells):
         return box
-    candidates = [(x, y, x + w, y + h) for y in range(y0, y1 - h + 1) for x in range(x0, x1 - w + 1)]
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
 
     def off_centre(c: PixelBox) -> float:
         return math.hypot((c[0] + c[2]) / 2 - cx, (c[1] + c[3]) / 2 - cy)
 
-    clear = [c for c in candidates if all(_apart(c, o) for o in cells)]
-    best = [c for c in clear if not any(_overlaps(c, s) for s in smaller)] or clear or candidates
-    return min(best, key=off_centre)
+    def inside(cw: int, ch: int) -> list[PixelBox]:
+        return [(x, y, x + cw, y + ch) for y in range(y0, y1 - ch + 1) for x in range(x0, x1 - cw + 1)]
+
+    for shrink in range(max(w, h) - MIN_SIDE + 1):
+        for gap in (GAP, 1):
+            cw, ch = max(min(w, MIN_SIDE), w - shrink), max(min(h, MIN_SIDE), h - shrink)
+            clear = [c for c in inside(cw, ch) if all(_apart(c, o, gap) for o in cells)]
+            clear = [c for c in clear if not any(_overlaps(c, s) for s in smaller)]
+            if clear:
+                return min(clear, key=off_centre)
+    return min(inside(w, h), key=off_centre)
 
 
 def _area(box: PixelBox) -> int:
