@@ -26,6 +26,7 @@ from PIL import Image
 
 from gems_mcp.generation.base import GenerationRequest
 from gems_mcp.shapes import world
+from gems_mcp.shapes.bench import two_groups_prompts
 from gems_mcp.shapes.checklist import checklist
 from gems_mcp.shapes.generator import WEIGHTS, EmbeddedGenerator
 from gems_mcp.shapes.judge import ExactJudge, find_objects
@@ -148,15 +149,13 @@ def _agent_boxes(spec: world.SceneSpec, rng: np.random.Generator, loose: bool) -
 
 
 AGENT_SEED = 0xB0C5
-"""RNG stream of the two-groups prompts (the held-out list has no such category) and of the agents' boxes."""
+"""RNG stream of the agents' boxes and of the sweep's layouts."""
 
 
 def agent_prompts(per_category: int) -> list[tuple[str, str]]:
-    """Held-out position and color-attribution prompts, and two-groups prompts from their own stream."""
+    """Held-out position, color-attribution and two-groups prompts (the embedded bench's)."""
     held = [(c, p) for c, p in world.held_out_prompts(per_category) if c in ("position", "color_attr")]
-    rng = np.random.default_rng(AGENT_SEED)
-    groups = [("two_groups", world.sample_spec("groups", rng).caption()) for _ in range(per_category)]
-    return held + groups
+    return held + two_groups_prompts(per_category)
 
 
 # ---------------------------------------------------------------- scoring

@@ -149,3 +149,25 @@ def test_contradiction_matches_regions_to_groups_by_shape_and_color() -> None:
     swapped = [("red circle", (0.6, 0.3, 1.0, 0.7)), ("a red square", (0.0, 0.3, 0.4, 0.7))]
     assert "to the right of the red square's" in (contradiction(spec, swapped) or "")
     assert contradiction(world.parse("a red circle and a red square"), swapped) is None
+
+
+@pytest.mark.anyio
+async def test_the_round_text_says_when_the_model_laid_out_a_prompt_itself_or_a_layout_contradicts_it() -> None:
+    from gems_mcp.config import load_settings
+    from gems_mcp.loop import AgentLoop
+    from gems_mcp.results import round_summary
+
+    loop = AgentLoop(load_settings(), generator=EmbeddedGenerator())
+    plain = await loop.generate("a red circle to the left of a blue square", params=ImageParams(steps=4), seed=1)
+    text = round_summary(plain.trajectory, plain.round, plain.notes)
+    assert "note: drawn with the model's own layout" in text
+    layout = [Region(prompt="a red circle", box=(0.6, 0.3, 1.0, 0.7)), Region(prompt="a blue square", box=(0.0, 0.3, 0.4, 0.7))]
+    laid = await loop.generate("a red circle to the left of a blue square", params=ImageParams(steps=4), layout=layout)
+    text = round_summary(laid.trajectory, laid.round, laid.notes)
+    assert [line for line in text.splitlines() if "contradicts" in line] == [
+        "note: the layout contradicts the prompt: it puts the red circle's box to the right of the blue square's, "
+        "not to the left of it; the image follows the layout, and the checklist still asks whether the red circle "
+        "is to the left of the blue square"
+    ]
+    assert any(r.kind == "position" for r in laid.trajectory.checklist)
+    assert "own layout" not in text
