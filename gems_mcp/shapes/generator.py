@@ -17,13 +17,13 @@ from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallba
 from gems_mcp.generation.regions import blend, blend_mask
 from gems_mcp.shapes import world
 from gems_mcp.shapes.checklist import checklist
-from gems_mcp.shapes.layout import Cell, contradiction, plan_layout, raster, region_cell, to_pixels
+from gems_mcp.shapes.layout import Cell, contradiction, plan_layout, raster, region_cell, region_group, to_pixels
 from gems_mcp.shapes.placement import check_box_fits, place_cells
 
 if TYPE_CHECKING:
     from gems_mcp.shapes.judge import ExactJudge
     from gems_mcp.shapes.model import ShapesModel
-    from gems_mcp.types import Requirement
+    from gems_mcp.types import Region, Requirement
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +157,31 @@ class EmbeddedGenerator:
 
 
 def _caption(request: GenerationRequest) -> world.SceneSpec | None:
-    """The prompt's scene; None (no caption) for a blank prompt when regions say what to draw."""
+    """The scene the model is told to draw; None (no caption) for a blank prompt when regions say what to draw.
+
+    A region edit draws only its boxes, so it is captioned with the objects its regions name, not
+    the whole prompt: the words for objects outside the boxes would leak into them ("a green
+    triangle and a blue square" repainting the triangle's box drew a blue triangle 1 time in 8).
+    """
+    drawn = _edit_caption(request.edits) if request.edits else None
+    if drawn is not None:
+        world.parse(request.prompt)  # still a prompt the model can draw
+        return drawn
     if not request.prompt.strip() and (request.layout or request.edits):
         return None
     return world.parse(request.prompt)
+
+
+def _edit_caption(edits: list[Region]) -> world.SceneSpec | None:
+    """The objects the edit regions draw as one spec in the trained caption forms (1-2 groups), else None."""
+    counts: dict[tuple[str, str | None], int] = {}
+    for region in edits:
+        group = region_group(region.prompt)
+        if group is not None:
+            counts[(group.shape, group.color)] = counts.get((group.shape, group.color), 0) + 1
+    if not counts or len(counts) > 2 or sum(counts.values()) > world.MAX_OBJECTS:
+        return None
+    return world.SceneSpec(tuple(world.Group(shape, color, n) for (shape, color), n in counts.items()))
 
 
 def _cells(request: GenerationRequest, caps: Capabilities) -> list[Cell]:
