@@ -165,7 +165,8 @@ def _caption(request: GenerationRequest) -> world.SceneSpec | None:
     """
     drawn = _edit_caption(request.edits) if request.edits else None
     if drawn is not None:
-        world.parse(request.prompt)  # still a prompt the model can draw
+        if request.prompt.strip():
+            world.parse(request.prompt)  # still refused when the model cannot draw it
         return drawn
     if not request.prompt.strip() and (request.layout or request.edits):
         return None

@@ -58,7 +58,7 @@ def test_an_object_in_a_loose_box_keeps_clear_of_a_smaller_box_nested_in_it() ->
     cells = place_cells([outer, inner])
     placed = {c.shape: c.box for c in cells if not c.empty}
     assert placed["square"] == inner.box
-    x0, y0, x1, y1 = placed["circle"]
+    _, _, x1, y1 = placed["circle"]
     assert x1 <= 16 or y1 <= 16  # out of the inner box, so each box holds its own object
     # object cells come last: the outer box's "keep empty" never covers the inner object
     assert [c.empty for c in cells] == [True, False, False]
@@ -109,6 +109,9 @@ def test_a_region_edit_for_one_object_leaves_exactly_one_object_in_its_box_and_n
     for image in images:
         assert _held(box, image) == ["green triangle"]
         assert np.array_equal(np.asarray(image)[outside], np.asarray(init)[outside])
+    # a blank prompt edits as well: the regions say what to draw
+    blank = generator.generate(_request("", range(1), init_image=init, edits=edit))[0]
+    assert np.array_equal(np.asarray(blank)[outside], np.asarray(init)[outside])
 
 
 @pytest.mark.slow
@@ -164,10 +167,11 @@ async def test_the_round_text_says_when_the_model_laid_out_a_prompt_itself_or_a_
     layout = [Region(prompt="a red circle", box=(0.6, 0.3, 1.0, 0.7)), Region(prompt="a blue square", box=(0.0, 0.3, 0.4, 0.7))]
     laid = await loop.generate("a red circle to the left of a blue square", params=ImageParams(steps=4), layout=layout)
     text = round_summary(laid.trajectory, laid.round, laid.notes)
-    assert [line for line in text.splitlines() if "contradicts" in line] == [
+    said = (
         "note: the layout contradicts the prompt: it puts the red circle's box to the right of the blue square's, "
         "not to the left of it; the image follows the layout, and the checklist still asks whether the red circle "
         "is to the left of the blue square"
-    ]
+    )
+    assert [line for line in text.splitlines() if "contradicts" in line] == [said]
     assert any(r.kind == "position" for r in laid.trajectory.checklist)
     assert "own layout" not in text
