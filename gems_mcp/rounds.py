@@ -142,6 +142,11 @@ class RoundRunner:
         critique can be retried."""
         generator = self._generator()
         request = plan.request()
+        # A backend may say what it does beyond drawing the request as given (the embedded model: its own
+        # layout for a plain prompt, a layout that contradicts the prompt); each line becomes a note.
+        explain = getattr(generator, "explain", None)
+        if explain is not None:
+            plan.notes.extend(explain(request))
         queued = time.perf_counter()
         started: list[float] = []
 

@@ -147,7 +147,7 @@ class Database:
                     tables = self._storage.read()
                     version = None if tables is None else schema_version(tables)
                 if version is not None and version > SCHEMA_VERSION:
-                    raise MemorySchemaTooNew(self.path, version)
+                    raise MemorySchemaTooNew(self.path, version, SCHEMA_VERSION)
                 if version is None or version < SCHEMA_VERSION:
                     self._rebuild()
                 self._sweep()

@@ -55,7 +55,7 @@ class Shard:
         """The stored record (a copy), or None when the trajectory is not stored."""
         with self.mutex:
             doc = self._table.get(doc_id=_DOC_ID)
-            return None if doc is None else dict(doc)  # type: ignore[arg-type]
+            return None if doc is None else dict(doc)
 
     def read_encoded(self) -> bytes | None:
         """The stored record as JSON bytes, for pydantic to parse directly; None when not stored."""

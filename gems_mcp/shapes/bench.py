@@ -8,6 +8,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 from tqdm import tqdm
 
 from gems_mcp.generation.base import GenerationRequest
@@ -23,12 +24,24 @@ LAYOUT_TARGETS = {"position": 0.8, "color_attr": 0.8}
 """First try with plan_layout(prompt) as the layout (the spatial-levers issue)."""
 
 
+GROUPS_SEED = 0xB0C5
+"""RNG stream of the two-groups prompts ('two red circles and a blue square'), which world.held_out_prompts lacks."""
+
+CATEGORIES = (*world.CATEGORIES, "two_groups")
+
+
+def two_groups_prompts(n: int = PER_CATEGORY) -> list[tuple[str, str]]:
+    """Held-out two-groups prompts from their own stream (training draws (seed, step) streams, never this one)."""
+    rng = np.random.default_rng(GROUPS_SEED)
+    return [("two_groups", world.sample_spec("groups", rng).caption()) for _ in range(n)]
+
+
 def bench_prompts(limit: int | None = None, categories: tuple[str, ...] | None = None) -> list[tuple[str, str]]:
     """The held-out prompts, categories interleaved so that any prefix stays balanced."""
     by_category: dict[str, list[str]] = defaultdict(list)
-    for category, prompt in world.held_out_prompts(PER_CATEGORY):
+    for category, prompt in world.held_out_prompts(PER_CATEGORY) + two_groups_prompts():
         by_category[category].append(prompt)
-    wanted = categories or world.CATEGORIES
+    wanted = categories or CATEGORIES
     mixed = [(c, by_category[c][i]) for i in range(PER_CATEGORY) for c in wanted]
     return mixed[:limit] if limit else mixed
 
@@ -95,15 +108,18 @@ def run(
     layout: bool = True,
     device: str = "cpu",
     measure_speed: bool = True,
+    words_only: bool = False,
 ) -> dict[str, Any]:
     """Benchmark the embedded model on `limit` held-out prompts (all when None) and print a table.
 
-    Two columns: the plain first try, and (layout=True) the first try given plan_layout(prompt).
+    Two columns: the plain first try (no layout given: the model lays out a prompt of several objects
+    itself, or with words_only draws from the caption alone), and (layout=True) the first try given
+    plan_layout(prompt).
     """
-    generator = EmbeddedGenerator(weights, device=device)
+    generator = EmbeddedGenerator(weights, device=device, own_layout=not words_only)
     prompts = bench_prompts(limit, categories)
     start = time.perf_counter()
-    results: dict[str, Any] = {"plain": score(generator, prompts, guidance)}
+    results: dict[str, Any] = {"plain": score(generator, prompts, guidance), "words_only": words_only}
     if layout:
         results["layout"] = score(generator, prompts, guidance, layout=True)
     if measure_speed:
@@ -117,7 +133,9 @@ def run(
 def write_table(results: dict[str, Any], out: TextIO) -> None:
     """The results as a markdown table, with the targets of issue #3 (and the layout issue) next to them."""
     plain, with_layout = results["plain"], results.get("layout")
-    out.write(f"embedded-shapes, guidance {results['guidance']}, first try, strict (no extra objects)\n\n")
+    plain_is = "the caption alone" if results.get("words_only") else "the model's own layout for several objects"
+    out.write(f"embedded-shapes, guidance {results['guidance']}, first try, strict (no extra objects); "
+              f"without a layout: {plain_is}\n\n")
     # Category rows count prompts; kind rows (kind:color, ...) count the questions of that kind.
     head = "| row | judged | prompt pass | question pass | target |"
     rule = "|---|---|---|---|---|"
@@ -125,7 +143,7 @@ def write_table(results: dict[str, Any], out: TextIO) -> None:
         head += " with layout: prompt pass | question pass | target |"
         rule += "---|---|---|"
     out.write(head + "\n" + rule + "\n")
-    rows = [*world.CATEGORIES, "overall"] + sorted(k for k in plain if k.startswith("kind:"))
+    rows = [*CATEGORIES, "overall"] + sorted(k for k in plain if k.startswith("kind:"))
     for key in rows:
         if key not in plain:
             continue
@@ -158,6 +176,7 @@ if __name__ == "__main__":
     parser.add_argument("--categories", default=None, help="Comma-separated, e.g. position,color_attr.")
     parser.add_argument("--no-layout", action="store_true", help="Skip the with-layout column.")
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--words-only", action="store_true", help="No layout of the model's own without one.")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     run(
@@ -168,4 +187,5 @@ if __name__ == "__main__":
         layout=not args.no_layout,
         device=args.device,
         measure_speed=not args.no_speed,
+        words_only=args.words_only,
     )

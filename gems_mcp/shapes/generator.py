@@ -17,7 +17,8 @@ from gems_mcp.generation.base import Capabilities, GenerationRequest, StepCallba
 from gems_mcp.generation.regions import blend, blend_mask
 from gems_mcp.shapes import world
 from gems_mcp.shapes.checklist import checklist
-from gems_mcp.shapes.layout import Cell, raster, region_cell, to_pixels
+from gems_mcp.shapes.layout import Cell, contradiction, plan_layout, raster, region_cell, region_group, to_pixels
+from gems_mcp.shapes.placement import check_box_fits, place_cells
 
 if TYPE_CHECKING:
     from gems_mcp.shapes.judge import ExactJudge
@@ -57,9 +58,15 @@ class EmbeddedGenerator:
 
     name = "embedded-shapes"
 
-    def __init__(self, weights: Path = WEIGHTS, device: str = "cpu") -> None:
+    def __init__(
+        self, weights: Path = WEIGHTS, device: str = "cpu", place: bool = True, own_layout: bool = True
+    ) -> None:
         self._folder = Path(weights)
         self._device = device
+        # place=False hands the model every box as written; own_layout=False draws a prompt without a
+        # layout from its words alone (both the behaviour before issue 18; benchmarks compare)
+        self._place = place
+        self._own_layout = own_layout
         self._model: ShapesModel | None = None
         self._load_lock = threading.Lock()
         # one job at a time: two concurrent batches would only fight over the same cores
@@ -114,12 +121,12 @@ class EmbeddedGenerator:
         size by nearest neighbour when it has another size).
         """
         spec = _caption(request)
-        cells = _cells(request, self._capabilities)
+        maps = self._layout_maps(request, spec)
         model = self.model()
         with self._run_lock:
             if should_stop is not None and should_stop():
                 raise GenerationCancelled("stopped before the first step")
-            native = _run(model, request, spec, cells, _stepper(on_step, should_stop))
+            native = _run(model, request, spec, maps, _stepper(on_step, should_stop))
         size = (request.params.width, request.params.height)
         images = [img.resize(size, Image.Resampling.NEAREST) for img in native]
         if request.edits:
@@ -128,11 +135,66 @@ class EmbeddedGenerator:
         return images
 
 
+    def explain(self, request: GenerationRequest) -> list[str]:
+        """What this model does with a request beyond drawing it as given, one line each (the round's notes)."""
+        spec = _caption(request)
+        notes = []
+        if self._plans_own_layout(request, spec):
+            notes.append(
+                "drawn with the model's own layout: no layout was given, so the embedded model planned one box "
+                "per object from the prompt (for each seed); give layout=[...] to choose the boxes yourself"
+            )
+        said = contradiction(spec, [(r.prompt, r.box) for r in request.layout]) if spec else None
+        return notes + ([said] if said else [])
+
+    def _plans_own_layout(self, request: GenerationRequest, spec: world.SceneSpec | None) -> bool:
+        """A prompt of several objects with no layout, no init image: the model lays it out itself.
+
+        It places and colors objects far better from boxes than from words (MODEL.md), so a plain
+        prompt gets the boxes shapes.layout.plan_layout writes, a different plan per seed.
+        """
+        plain = not request.layout and not request.edits and request.init_image is None
+        return self._own_layout and plain and spec is not None and spec.total > 1
+
+    def _layout_maps(self, request: GenerationRequest, spec: world.SceneSpec | None) -> np.ndarray | None:
+        """One layout map per seed (n, LAYOUT_CHANNELS, 32, 32), or None to draw from the caption alone."""
+        if self._plans_own_layout(request, spec):
+            plans = [[_cell(r.prompt, r.box) for r in plan_layout(request.prompt, seed)] for seed in request.seeds]
+            return np.stack([raster(place_cells(cells)) for cells in plans])
+        cells = _cells(request, self._capabilities)
+        if not cells:
+            return None
+        grid = raster(place_cells(cells) if self._place else cells)
+        return np.repeat(grid[None], len(request.seeds), axis=0)
+
+
 def _caption(request: GenerationRequest) -> world.SceneSpec | None:
-    """The prompt's scene; None (no caption) for a blank prompt when regions say what to draw."""
+    """The scene the model is told to draw; None (no caption) for a blank prompt when regions say what to draw.
+
+    A region edit draws only its boxes, so it is captioned with the objects its regions name, not
+    the whole prompt: the words for objects outside the boxes would leak into them ("a green
+    triangle and a blue square" repainting the triangle's box drew a blue triangle 1 time in 8).
+    """
+    drawn = _edit_caption(request.edits) if request.edits else None
+    if drawn is not None:
+        if request.prompt.strip():
+            world.parse(request.prompt)  # still refused when the model cannot draw it
+        return drawn
     if not request.prompt.strip() and (request.layout or request.edits):
         return None
     return world.parse(request.prompt)
+
+
+def _edit_caption(edits: list[Region]) -> world.SceneSpec | None:
+    """The objects the edit regions draw as one spec in the trained caption forms (1-2 groups), else None."""
+    counts: dict[tuple[str, str | None], int] = {}
+    for region in edits:
+        group = region_group(region.prompt)
+        if group is not None:
+            counts[(group.shape, group.color)] = counts.get((group.shape, group.color), 0) + 1
+    if not counts or len(counts) > 2 or sum(counts.values()) > world.MAX_OBJECTS:
+        return None
+    return world.SceneSpec(tuple(world.Group(shape, color, n) for (shape, color), n in counts.items()))
 
 
 def _cells(request: GenerationRequest, caps: Capabilities) -> list[Cell]:
@@ -154,14 +216,24 @@ def _cells(request: GenerationRequest, caps: Capabilities) -> list[Cell]:
 
 
 def _named_cells(regions: list[Region], what: str) -> list[Cell]:
-    """Each region's cell; a region the model cannot draw is refused naming the argument it came in."""
+    """Each region's cell; a region the model cannot draw, or whose box cannot hold it, is refused naming the
+    argument it came in."""
     cells = []
     for i, region in enumerate(regions):
         try:
-            cells.append(region_cell(region.prompt, region.box))
-        except Unsupported as exc:
+            cells.append(_cell(region.prompt, region.box))
+        except Unsupported as exc:  # the model cannot draw the region's prompt
             raise Unsupported(f"{what}[{i}].prompt: {exc}") from exc
+        except InvalidRequest as exc:  # its box cannot hold the object
+            raise InvalidRequest(f"{what}[{i}].box: {exc}") from exc
     return cells
+
+
+def _cell(prompt: str, box: tuple[float, float, float, float]) -> Cell:
+    cell = region_cell(prompt, box)
+    if not cell.empty:
+        check_box_fits(prompt, box, cell.box)
+    return cell
 
 
 def composite(init: Image.Image, generated: Image.Image, boxes: list[tuple[float, float, float, float]]) -> Image.Image:
@@ -188,7 +260,7 @@ def _run(
     model: ShapesModel,
     request: GenerationRequest,
     spec: world.SceneSpec | None,
-    cells: list[Cell],
+    maps: np.ndarray | None,
     step: Callable[[int, int], None],
 ) -> list[Image.Image]:
     import torch
@@ -199,10 +271,10 @@ def _run(
     n = len(request.seeds)
     ids = tokenize(spec) if spec is not None else null_tokens()
     job = SampleJob([ids] * n, list(request.seeds), params.steps, params.guidance)
-    if cells:
+    if maps is not None:
         if not model.config.layout_channels:
             raise Unsupported("these embedded weights take no layout")
-        job.layout = torch.from_numpy(raster(cells)).float()[None].expand(n, -1, -1, -1)
+        job.layout = torch.from_numpy(maps).float()
     if request.init_image is not None:
         job.init = to_tensor(world.native_pixels(request.init_image).copy()[None]).expand(n, -1, -1, -1)
         # a region edit redraws its boxes from noise unless asked otherwise; an image edit keeps more

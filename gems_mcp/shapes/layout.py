@@ -23,7 +23,7 @@ import numpy as np
 from gems_mcp import boxes
 from gems_mcp.boxes import PixelBox
 from gems_mcp.errors import Unsupported
-from gems_mcp.shapes.world import COLORS, SHAPES, SIZE, Group, SceneSpec, parse
+from gems_mcp.shapes.world import COLORS, RELATION_PHRASES, SHAPES, SIZE, Group, SceneSpec, parse
 
 if TYPE_CHECKING:
     from gems_mcp.types import Region
@@ -250,3 +250,42 @@ def free_boxes(occupied: Sequence[Sequence[float]], n: int, size: float = 10 / S
         found.append(box)
         taken.append(box)
     return found
+
+
+def contradiction(spec: SceneSpec, regions: Sequence[tuple[str, Sequence[float]]]) -> str | None:
+    """One sentence when a layout puts a relation prompt's objects the other way round; None otherwise.
+
+    Regions are matched to the prompt's two groups by shape and color (a region matching both, or
+    neither, is left out); the centres of each side's boxes are compared by the judge's dominant-axis rule.
+    """
+    if spec.relation is None or not regions:
+        return None
+    sides: list[list[tuple[float, float]]] = [[], []]
+    for prompt, box in regions:
+        group = region_group(prompt)
+        if group is None:
+            continue
+        matches = [i for i, g in enumerate(spec.groups) if g.shape == group.shape and group.color in (g.color, None)]
+        if len(matches) == 1:
+            sides[matches[0]].append(boxes.center(tuple(box)))  # type: ignore[arg-type]
+    if not all(sides):
+        return None
+    a, b = (tuple(float(np.mean(axis)) for axis in zip(*side, strict=True)) for side in sides)
+    if boxes.relation_holds(spec.relation, a, b):  # type: ignore[arg-type]
+        return None
+    first, second = (g.describe(False) for g in spec.groups)
+    wanted = RELATION_PHRASES[spec.relation]
+    return (
+        f"the layout contradicts the prompt: it puts the {first}'s box {_where(a, b)} the {second}'s, not {wanted} it; "
+        f"the image follows the layout, and the checklist still asks whether the {first} is {wanted} the {second}"
+    )
+
+
+def _where(a: Sequence[float], b: Sequence[float]) -> str:
+    """The relation of centre a to centre b along the dominant axis, as a phrase."""
+    dx, dy = a[0] - b[0], a[1] - b[1]
+    if max(abs(dx), abs(dy)) < boxes.RELATION_MARGIN:
+        return "at the same place as"
+    if abs(dx) >= abs(dy):
+        return RELATION_PHRASES["left" if dx < 0 else "right"]
+    return RELATION_PHRASES["above" if dy < 0 else "below"]
