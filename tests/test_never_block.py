@@ -20,7 +20,7 @@ import sys
 from gems_mcp.memory.store import MemoryStore
 
 store = MemoryStore(__import__("pathlib").Path(sys.argv[1]))
-with store._locked():  # the lock a writer takes (retarget here when the store names it publicly)
+with store.holding_write_locks(sys.argv[2]):  # every lock a write of this trajectory takes
     print("held", flush=True)
     select.select([sys.stdin], [], [], 2.0)  # until the test lets go, 2 s at most
 """
@@ -79,7 +79,7 @@ async def test_another_process_holding_the_store_lock_stalls_only_the_write_that
         trajectory_id = uri.rsplit("/", 1)[1]
         # Once before the lock is taken: the first recall imports what it formats with (~0.2 s here, lock or not).
         await client.call_tool("recall_memory", {"trajectory_id": trajectory_id})
-        async with await anyio.open_process([sys.executable, "-c", HOLD_LOCK, str(home)]) as holder:
+        async with await anyio.open_process([sys.executable, "-c", HOLD_LOCK, str(home), trajectory_id]) as holder:
             assert holder.stdout is not None and holder.stdin is not None
             assert (await holder.stdout.receive()).strip() == b"held"
             async with anyio.create_task_group() as tg:
