@@ -97,6 +97,22 @@ class GenerationParams(ImageParams):
         default=None, description="The image an edit or inpaint round started from."
     )
 
+    # Capabilities.resolve fills width, height and steps on every round a backend receives; these read them
+    # as the plain values a backend needs and fail loudly on parameters that were never resolved.
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of a resolved round."""
+        if self.width is None or self.height is None:
+            raise ValueError("the round's parameters were not resolved (no width/height)")
+        return self.width, self.height
+
+    @property
+    def step_count(self) -> int:
+        """The number of denoising steps of a resolved round."""
+        if self.steps is None:
+            raise ValueError("the round's parameters were not resolved (no steps)")
+        return self.steps
+
 
 class Region(BaseModel):
     """A box and what to draw in it: a layout region, or a region edit (empty prompt erases)."""

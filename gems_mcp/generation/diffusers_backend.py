@@ -153,14 +153,15 @@ class DiffusersGenerator:
         paint = None
         if edit:
             # One copy per candidate: SD3's img2img encodes image[i] with generator[i] and makes no copies itself.
-            inits = [_fit(request.init_image, params.width, params.height)] * len(request.seeds)
+            inits = [_fit(_init_image(request), *params.size)] * len(request.seeds)
             if generic:
                 paint = LatentPaint(pipe, inits, params.strength or 1.0)
             else:
                 kwargs.update(image=inits, strength=params.strength)
         # Flux's and Qwen-Image's img2img draw at their default size unless told, whatever the image's size.
-        kwargs.update(width=params.width, height=params.height)
-        progress = _Progress([_effective_steps(params.steps, params.strength if edit else None)], on_step, should_stop)
+        width, height = params.size
+        kwargs.update(width=width, height=height)
+        progress = _Progress([_effective_steps(params.step_count, params.strength if edit else None)], on_step, should_stop)
         return self._run_pass(pipe, kwargs, self._generators(request.seeds), progress, paint)
 
     def _paint_regions(
@@ -173,14 +174,13 @@ class DiffusersGenerator:
         layout = request.kind == "layout"
         inpaint, generic = self.levers().get("inpainting", "draw a layout" if layout else "repaint regions of an image")
         params = request.params
-        width, height = params.width, params.height
-        if not layout and request.init_image is None:
-            raise InvalidRequest("region edits repaint an image; give the image to edit (init_image)")
+        width, height = params.size
+        init = None if layout else _init_image(request)
         passes = plan_passes(regions, request.background)
         strength = 1.0 if params.strength is None else params.strength  # new objects: from pure noise
-        planned = [_effective_steps(params.steps, strength)] * len(passes)
+        planned = [_effective_steps(params.step_count, strength)] * len(passes)
         if layout:
-            planned.insert(0, params.steps)
+            planned.insert(0, params.step_count)
         progress = _Progress(planned, on_step, should_stop)
         generators = self._generators(request.seeds)  # one per candidate, drawn on through every pass
         if layout:
@@ -189,7 +189,8 @@ class DiffusersGenerator:
             kwargs.update(width=width, height=height)
             images = self._run_pass(text, kwargs, generators, progress)
         else:
-            images = [_fit(request.init_image, width, height)] * len(request.seeds)
+            assert init is not None
+            images = [_fit(init, width, height)] * len(request.seeds)
         cell = latent_cell(inpaint)
         for region_pass in passes:
             kwargs = self._call_kwargs(inpaint, request, region_pass.prompt)
@@ -342,6 +343,13 @@ def _effective_steps(steps: int, strength: float | None) -> int:
     if strength is None:
         return steps
     return max(1, min(steps, int(steps * strength)))
+
+
+def _init_image(request: GenerationRequest) -> Image.Image:
+    """The image an edit or a region repaint starts from."""
+    if request.init_image is None:
+        raise InvalidRequest("edits and region edits repaint an image; give the image to edit (init_image)")
+    return request.init_image
 
 
 def _fit(image: Image.Image, width: int, height: int) -> Image.Image:

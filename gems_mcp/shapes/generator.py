@@ -127,7 +127,7 @@ class EmbeddedGenerator:
             if should_stop is not None and should_stop():
                 raise GenerationCancelled("stopped before the first step")
             native = _run(model, request, spec, maps, _stepper(on_step, should_stop))
-        size = (request.params.width, request.params.height)
+        size = request.params.size
         images = [img.resize(size, Image.Resampling.NEAREST) for img in native]
         if request.edits:
             assert request.init_image is not None
@@ -270,7 +270,8 @@ def _run(
     params = request.params
     n = len(request.seeds)
     ids = tokenize(spec) if spec is not None else null_tokens()
-    job = SampleJob([ids] * n, list(request.seeds), params.steps, params.guidance)
+    job = SampleJob([ids] * n, list(request.seeds), params.step_count,
+                    FALLBACK_GUIDANCE if params.guidance is None else params.guidance)
     if maps is not None:
         if not model.config.layout_channels:
             raise Unsupported("these embedded weights take no layout")

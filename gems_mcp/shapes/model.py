@@ -92,11 +92,14 @@ class TextEncoder(nn.Module):
         self.norm = nn.LayerNorm(width)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.encoder(self.embed(ids) + self.position))
+        out: torch.Tensor = self.norm(self.encoder(self.embed(ids) + self.position))
+        return out
 
 
 class ShapesModel(nn.Module):
     """Text encoder + UNet predicting v for 2x2-folded 32x32 images, with xy coordinate channels."""
+
+    coords: torch.Tensor
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -125,7 +128,8 @@ class ShapesModel(nn.Module):
                 parts.append(fold(layout.to(x.dtype)))
         elif layout is not None and bool(layout.any()):
             raise ValueError("this model has no layout input")
-        return self.unet(torch.cat(parts, dim=1), t, encoder_hidden_states=context).sample
+        v: torch.Tensor = self.unet(torch.cat(parts, dim=1), t, encoder_hidden_states=context).sample
+        return v
 
 
 def _build_unet(config: ModelConfig) -> UNet2DConditionModel:
@@ -237,7 +241,8 @@ def sample(
     timesteps = scheduler.timesteps
     noise = initial_noise(job.seeds, device)
     x = noise
-    known = keep = None
+    known: torch.Tensor | None = None
+    keep: torch.Tensor | None = None
     if job.init is not None and job.mask is not None:
         known = fold(job.init.to(device))
         keep = fold((1 - job.mask.to(device).float()).expand(-1, 3, -1, -1))
@@ -249,11 +254,11 @@ def sample(
     ids, layout = _conditions(model, job, device)
     stride = scheduler.config.num_train_timesteps // job.steps
     for i, t in enumerate(timesteps):
-        if known is not None and i == 0:
+        if known is not None and keep is not None and i == 0:
             x = keep * scheduler.add_noise(known, noise, t.repeat(len(job.seeds))) + (1 - keep) * x
         v = _guided(model, x, t, ids, layout, job.guidance)
         x = scheduler.step(v, int(t), x).prev_sample
-        if known is not None:
+        if known is not None and keep is not None:
             previous = int(t) - stride
             if previous >= 0 and i + 1 < len(timesteps):
                 ref = scheduler.add_noise(known, noise, torch.full((len(job.seeds),), previous, device=device))
@@ -288,8 +293,9 @@ def _guided(
     guidance: float,
 ) -> torch.Tensor:
     if guidance == 1.0:
-        return model(x, t.expand(x.shape[0]), ids, layout)
-    both = model(torch.cat([x, x]), t.expand(2 * x.shape[0]), ids, layout)
+        v: torch.Tensor = model(x, t.expand(x.shape[0]), ids, layout)
+        return v
+    both: torch.Tensor = model(torch.cat([x, x]), t.expand(2 * x.shape[0]), ids, layout)
     cond, uncond = both.chunk(2)
     return uncond + guidance * (cond - uncond)
 

@@ -14,8 +14,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -121,7 +123,7 @@ def prepare_batch(config: TrainConfig, step: int) -> Batch:
     return Batch(x0, noise, t, tokens, layout)
 
 
-class _Batches(torch.utils.data.Dataset):
+class _Batches(torch.utils.data.Dataset[Batch]):
     """Batch k of the run at index k, for a DataLoader whose workers render ahead."""
 
     def __init__(self, config: TrainConfig, first: int, last: int) -> None:
@@ -134,15 +136,15 @@ class _Batches(torch.utils.data.Dataset):
         return prepare_batch(self.config, self.first + index)
 
 
-def _identity(batch: Batch) -> Batch:
-    return batch
+def _identity(batch: Any) -> Any:
+    return batch  # batch_size=None: each item is already a whole Batch
 
 
 def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def batches(config: TrainConfig, first: int, last: int = 10**9):
+def batches(config: TrainConfig, first: int, last: int = 10**9) -> Iterator[Batch]:
     """Batches first, first+1, ... in order; rendered by `config.workers` processes when > 0."""
     if config.workers <= 0:
         return (prepare_batch(config, step) for step in range(first, last))
@@ -173,7 +175,7 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 @functools.cache
-def _scheduler():
+def _scheduler() -> Any:
     """One training scheduler per process (it caches its alphas on the device after the first step)."""
     return train_scheduler()
 
