@@ -18,7 +18,7 @@ from gems_mcp.generation.regions import blend, blend_mask
 from gems_mcp.shapes import world
 from gems_mcp.shapes.checklist import checklist
 from gems_mcp.shapes.layout import Cell, contradiction, plan_layout, raster, region_cell, region_group, to_pixels
-from gems_mcp.shapes.placement import check_box_fits, place_cells
+from gems_mcp.shapes.placement import MIN_BOX, check_box_fits, place_cells
 
 if TYPE_CHECKING:
     from gems_mcp.shapes.judge import ExactJudge
@@ -41,7 +41,9 @@ DRAWS = (
     "'two red circles and a blue square', 'a yellow square to the left of a purple circle' (also to the right of, "
     "above, below). A relation joins two single objects: to place groups ('three green triangles to the left of a "
     "white square'), list them in the prompt ('three green triangles and a white square') and give each object a "
-    "layout box. Anything else (other shapes or colors, words, scenes, styles) is refused."
+    "layout box. A box marks where its one object goes, not its size: any box from "
+    f"{MIN_BOX:.2f} x {MIN_BOX:.2f} up to the whole image gets exactly one object, drawn at the model's size inside it. "
+    "Anything else (other shapes or colors, words, scenes, styles) is refused."
 )
 
 
