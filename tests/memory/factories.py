@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+
+from gems_mcp.commands.memory import add_memory_command
 from gems_mcp.types import Candidate, GenerationParams, Requirement, Round, Trajectory, Verdict
 
 QUESTIONS = [
@@ -72,3 +75,12 @@ def make_trajectory(
                                  mode="edit" if r % 3 == 0 else "regenerate"))
     return Trajectory(intent=intent, checklist=checklist, skill=skill, rounds=rounds,
                       max_rounds=max(n_rounds, 5))
+
+
+def run_memory_command(*argv: str) -> int:
+    """`gems-mcp memory ARGV...` in-process; its exit code."""
+    parser = argparse.ArgumentParser(prog="gems-mcp")
+    add_memory_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(list(argv))
+    code: int = args.func(args)
+    return code

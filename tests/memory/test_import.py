@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from gems_mcp.commands.memory import add_memory_command
 from gems_mcp.memory.lessons import extract_lessons
 from gems_mcp.memory.store import MemoryStore
 from gems_mcp.types import Trajectory
 from tests.memory.factories import make_trajectory
-
-
-def _run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="gems-mcp")
-    add_memory_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    code: int = args.func(args)
-    return code
+from tests.memory.factories import run_memory_command as _run
 
 
 @pytest.fixture
