@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
-import string
 import sys
 import tempfile
 import time
@@ -37,14 +36,10 @@ from gems_mcp.types import GenerationParams
 
 
 def tokenizer(max_length: int) -> Any:
-    from transformers import CLIPTokenizer
+    """The tests' character-level CLIP tokenizer: built offline, its vocabulary fits the full-size encoders."""
+    from tests.families import text
 
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in string.ascii_lowercase + string.digits + ".,'!?-":
-        vocab.setdefault(c, len(vocab))
-        vocab.setdefault(c + "</w>", len(vocab))
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=max_length, bos_token="<|startoftext|>",
-                         eos_token="<|endoftext|>", unk_token="<|endoftext|>", pad_token="<|endoftext|>")
+    return text.clip(max_length)
 
 
 def clip(hidden: int, layers: int, heads: int, projection: int | None) -> Any:
