@@ -191,7 +191,7 @@ class DetectorJudge:
                 outputs, threshold=self.options.threshold, target_sizes=[(im.height, im.width) for im in pictures],
                 text_labels=[labels] * len(pictures),
             )
-        except Exception as exc:
+        except Exception as exc:  # a processor or model that refuses the batch: the round is kept, the trace logged
             log.warning("%s could not detect in a batch", self.name, exc_info=True)
             raise JudgeError(f"{self.name} could not detect: {first_line(exc)}") from exc
         batch = []

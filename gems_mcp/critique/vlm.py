@@ -129,7 +129,7 @@ class VLMJudge:
             inputs = inputs.to(device, dtype=model.dtype)
             with torch.inference_mode():
                 logits = model(**inputs, **extra).logits[:, -1, :]
-        except Exception as exc:
+        except Exception as exc:  # a processor or model that refuses the batch: the round is kept, the trace logged
             log.warning("%s could not answer a batch", self.name, exc_info=True)
             raise JudgeError(f"{self.name} could not answer: {first_line(exc)}") from exc
         found = p_yes(logits, yes, no)
